@@ -1,0 +1,83 @@
+"""The promotion gate: may a trained student replace its teacher?
+
+It compares the two on held-out fresh windows (fit), on the teacher's replay (retention: did the
+student forget what the teacher knew?) and checks the false-alarm rate at the student's threshold.
+Reasons are written for an operator, not for an ML engineer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.detector import Detector
+from models.replay import replay_windows
+from models.scoring import score, score_standardised
+
+# Student may score the teacher's replay at most this much worse on average than the teacher.
+MAX_RETENTION_RATIO = 1.5
+# Student may fit fresh windows of a known regime at most this much worse than the teacher.
+MAX_FIT_RATIO = 1.25
+
+
+@dataclass(frozen=True)
+class GateReport:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def gate(
+    student: Detector, heldout: np.ndarray, target_far: float, *,
+    teacher: Detector | None = None, new_regime: bool = False,
+    replay_per_regime: int = 256, seed: int = 0,
+) -> GateReport:
+    s = score(student, heldout).score
+    m: dict[str, float] = {
+        "heldout_windows": float(len(s)),
+        "fit_student": float(np.mean(s)),
+        "false_alarm_rate": float(np.mean(s > student.threshold)),
+        "threshold": student.threshold,
+    }
+    reasons: list[str] = []
+    if not (np.isfinite(s).all() and math.isfinite(student.threshold)):
+        reasons.append("training diverged: the new model gives non-finite scores")
+        return GateReport(False, reasons, m)
+    limit = max(3 * target_far, 3 / max(len(s), 1))
+    if m["false_alarm_rate"] > limit:
+        reasons.append(
+            f"too many false alarms: {m['false_alarm_rate']:.1%} of held-out normal windows "
+            f"exceed the new threshold (allowed {limit:.1%})"
+        )
+    if teacher is not None:
+        reasons += _compare(student, teacher, heldout, s, m, new_regime, replay_per_regime, seed)
+    return GateReport(not reasons, reasons, m)
+
+
+def _compare(
+    student: Detector, teacher: Detector, heldout: np.ndarray, s: np.ndarray,
+    m: dict[str, float], new_regime: bool, per_regime: int, seed: int,
+) -> list[str]:
+    reasons: list[str] = []
+    m["fit_teacher"] = float(np.mean(score(teacher, heldout).score))
+    xs, mask = replay_windows(teacher, per_regime, seed)
+    dev = next(student.vae.parameters()).device
+    rep_s = score_standardised(student.vae, xs.to(dev), mask.to(dev))[0].cpu().numpy()
+    rep_t = score_standardised(teacher.vae, xs, mask)[0].cpu().numpy()
+    m["retention"] = float(np.mean(rep_s) / max(np.mean(rep_t), 1e-9))
+    m["replay_fidelity"] = float(np.mean(rep_t <= teacher.threshold))
+    m["replay_false_alarm_rate"] = float(np.mean(rep_s > student.threshold))
+    if m["retention"] > MAX_RETENTION_RATIO:
+        reasons.append(
+            f"forgot earlier regimes: it explains windows of the regimes it already knew "
+            f"{m['retention']:.2f}x worse than the model in service (allowed "
+            f"{MAX_RETENTION_RATIO}x)"
+        )
+    if not new_regime and m["fit_student"] > MAX_FIT_RATIO * m["fit_teacher"]:
+        reasons.append(
+            f"fits the fresh data worse than the model in service (mean score "
+            f"{m['fit_student']:.1f} vs {m['fit_teacher']:.1f})"
+        )
+    return reasons

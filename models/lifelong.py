@@ -1,0 +1,214 @@
+"""Lifelong training: a student learns fresh windows plus replay from its frozen teacher.
+
+Mixing (reference code): with t regimes known to the teacher, each minibatch of B rows holds
+floor(B t / (t + 1)) replayed rows and the rest fresh rows, so every known regime and the new data
+weigh the same. Unlike the reference code, every fresh row is used every epoch (as many replay rows
+are generated as the mix requires) and the teacher stays in eval mode without gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.config import TrainConfig, VAEConfig
+from models.detector import Detector
+from models.losses import consistency_term, elbo_terms, gaussian_nll, mutual_info_term
+from models.preprocessing import RegimeBank
+from models.vae import WindowVAE, fork
+
+ProgressCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    detector: Detector  # not yet calibrated: threshold is inf
+    heldout: np.ndarray  # raw held-out fresh windows [n, T, C], for calibration and the gate
+    history: list[dict[str, float]]
+
+
+def replay_rows(batch_size: int, known_regimes: int) -> int:
+    """Replay rows in a minibatch of batch_size when the teacher knows t regimes."""
+    t = known_regimes
+    return (batch_size * t) // (t + 1)
+
+
+def frozen_copy(vae: WindowVAE, device: str) -> WindowVAE:
+    """The teacher for training: a copy in eval mode with no gradients (never the served one)."""
+    teacher = copy.deepcopy(vae).to(device).eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+def train_student(
+    fresh: np.ndarray,
+    teacher: Detector | None = None,
+    cfg: TrainConfig | None = None,
+    *,
+    new_regime: bool = False,
+    callback: ProgressCallback | None = None,
+) -> TrainResult:
+    """Fork a student from `teacher` (or start from scratch) and train it on fresh windows
+    [N, T, C] plus teacher replay, per `cfg.strategy`."""
+    cfg = cfg or TrainConfig()
+    torch.manual_seed(cfg.seed)
+    fresh = np.asarray(fresh, dtype=np.float32)
+    if teacher is None:
+        bank, vcfg = RegimeBank.fit(fresh), VAEConfig(fresh.shape[2], fresh.shape[1])
+    elif new_regime:
+        bank, vcfg = teacher.bank.with_regime(fresh), teacher.vae.cfg.grown()
+    else:
+        bank, vcfg = teacher.bank, teacher.vae.cfg
+    if teacher is not None and cfg.warm_start:
+        student = fork(teacher.vae, vcfg).to(cfg.device)
+    else:
+        student = WindowVAE(vcfg).to(cfg.device)
+    t_vae = frozen_copy(teacher.vae, cfg.device) if teacher and cfg.uses_replay else None
+    return _train(student, t_vae, bank, fresh, cfg, callback)
+
+
+def train_joint(
+    regimes: Sequence[np.ndarray], cfg: TrainConfig | None = None,
+    callback: ProgressCallback | None = None,
+) -> TrainResult:
+    """The upper bound that keeps everything: one model on all regimes' windows at once."""
+    cfg = cfg or TrainConfig(strategy="joint")
+    torch.manual_seed(cfg.seed)
+    bank = RegimeBank.fit(regimes[0])
+    for x in regimes[1:]:
+        bank = bank.with_regime(x)
+    first = regimes[0]
+    vcfg = VAEConfig(first.shape[2], first.shape[1], regimes=len(regimes))
+    student = WindowVAE(vcfg).to(cfg.device)
+    return _train(student, None, bank, np.concatenate(regimes).astype(np.float32), cfg, callback)
+
+
+def _train(
+    student: WindowVAE, teacher: WindowVAE | None, bank: RegimeBank, fresh: np.ndarray,
+    cfg: TrainConfig, callback: ProgressCallback | None,
+) -> TrainResult:
+    gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
+    xs, mask, _ = bank.standardise(fresh, device=cfg.device)  # [N, C, T]
+    n_val = max(1, int(round(len(xs) * cfg.val_fraction)))
+    perm = torch.randperm(len(xs), generator=gen, device=cfg.device)
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    loop = _Loop(student, teacher, cfg, gen)
+    history = loop.run(xs[train_idx], mask[train_idx], xs[val_idx], mask[val_idx], callback)
+    student.eval()
+    heldout = fresh[val_idx.cpu().numpy()]
+    return TrainResult(Detector(student, bank), heldout, history)
+
+
+class _Loop:
+    """Epochs of minibatches with early stopping on the validation loss."""
+
+    def __init__(
+        self, student: WindowVAE, teacher: WindowVAE | None, cfg: TrainConfig,
+        gen: torch.Generator,
+    ) -> None:
+        self.student, self.teacher, self.cfg, self.gen = student, teacher, cfg, gen
+        self.t = teacher.cfg.regimes if teacher is not None else 0
+        self.opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)  # fresh optimizer
+        self.step = 0
+
+    def run(
+        self, x: torch.Tensor, m: torch.Tensor, xv: torch.Tensor, mv: torch.Tensor,
+        callback: ProgressCallback | None,
+    ) -> list[dict[str, float]]:
+        cfg, history = self.cfg, []
+        n_rep = replay_rows(cfg.batch_size, self.t)
+        n_fresh = cfg.batch_size - n_rep
+        val_rep = self._replay(max(len(xv), 64) if self.t else 0)
+        best, best_state, stale = math.inf, copy.deepcopy(self.student.state_dict()), 0
+        for epoch in range(1, cfg.max_epochs + 1):
+            train = self._epoch(x, m, n_fresh, n_rep)
+            val = self._validate(xv, mv, val_rep)
+            row = {"epoch": float(epoch), **train, "val_loss": val, "tau": self._tau()}
+            history.append(row)
+            if callback is not None:
+                callback(epoch, row)
+            if not math.isfinite(val):
+                break
+            if not math.isfinite(best) or val < best - 1e-4 * abs(best):
+                best, best_state, stale = val, copy.deepcopy(self.student.state_dict()), 0
+            elif epoch > cfg.burn_in:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        self.student.load_state_dict(best_state)
+        return history
+
+    def _tau(self) -> float:
+        return max(math.exp(-self.cfg.tau_rate * self.step), self.cfg.tau_min)
+
+    def _replay(self, n: int) -> torch.Tensor:
+        assert self.teacher is not None or n == 0
+        if n == 0 or self.teacher is None:
+            return torch.empty(0)
+        return self.teacher.sample(n, noise=self.cfg.replay_noise, generator=self.gen)
+
+    def _epoch(
+        self, x: torch.Tensor, m: torch.Tensor, n_fresh: int, n_rep: int
+    ) -> dict[str, float]:
+        self.student.train()
+        order = torch.randperm(len(x), generator=self.gen, device=x.device)
+        sums: dict[str, float] = {}
+        batches = 0
+        for i in range(0, len(x), n_fresh):
+            idx = order[i : i + n_fresh]
+            xb, mb = x[idx], m[idx]
+            k = len(idx) * n_rep // n_fresh if n_rep else 0  # keep the t/(t+1) mix in last batch
+            if k:
+                rep = self._replay(k)
+                xb, mb = torch.cat([xb, rep]), torch.cat([mb, torch.ones_like(rep)])
+            loss, parts = self._loss(xb, mb, len(idx))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), 10.0)
+            self.opt.step()
+            self.step += 1
+            batches += 1
+            for key, val in parts.items():
+                sums[key] = sums.get(key, 0.0) + val
+        return {key: val / max(batches, 1) for key, val in sums.items()}
+
+    def _loss(
+        self, x: torch.Tensor, m: torch.Tensor, n_fresh: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Per-row loss (design note): NLL + beta KL + lambda_d MI for every row; on replay
+        rows also gamma * consistency KL + gamma_L * NLL of the teacher's reconstruction."""
+        cfg, s = self.cfg, self.student
+        out = s(x, m, tau=self._tau())
+        nll, kl = elbo_terms(x, m, out)
+        _, _, logits_rec = s.encode(out["mean"].detach(), torch.ones_like(m))
+        mi = mutual_info_term(out["logits"], logits_rec)
+        row = nll + cfg.beta * kl + cfg.lambda_d * mi
+        parts = {"nll": nll.mean().item(), "kl": kl.mean().item(), "mi": mi.mean().item()}
+        if self.teacher is not None and len(x) > n_fresh:
+            rep = slice(n_fresh, None)
+            with torch.no_grad():
+                t_out = self.teacher(x[rep], m[rep])
+            lreg = gaussian_nll(t_out["mean"], out["mean"][rep], out["std"][rep], m[rep])
+            extra = cfg.gamma_l * lreg.sum(dim=(1, 2))
+            if cfg.uses_consistency:
+                cons = consistency_term(out["logits"][rep], t_out["logits"])
+                extra = extra + cfg.gamma * cons
+                parts["consistency"] = cons.mean().item()
+            row = torch.cat([row[:n_fresh], row[rep] + extra])
+        return row.mean(), parts
+
+    @torch.no_grad()
+    def _validate(self, xv: torch.Tensor, mv: torch.Tensor, rep: torch.Tensor) -> float:
+        """Negative ELBO at the posterior mean; fresh and replay weighted 1 : t."""
+        self.student.eval()
+        fresh = sum(elbo_terms(xv, mv, self.student(xv, mv))).mean().item()
+        if len(rep) == 0:
+            return fresh
+        ones = torch.ones_like(rep)
+        replay = sum(elbo_terms(rep, ones, self.student(rep, ones))).mean().item()
+        return (fresh + self.t * replay) / (self.t + 1)

@@ -1,0 +1,93 @@
+"""Per-regime scaling, missing-value masks and shape checks.
+
+One scaler for all regimes failed in the prototype (design note): regimes differ in operating
+point, so each regime keeps its own per-channel mean and std (statistics, never raw data) and every
+window is routed to the regime whose statistics explain it best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# A channel whose std is below this fraction of its level is treated as (near) constant; flooring
+# keeps its standardised values finite while a real change in it still stands out.
+_REL_STD_FLOOR = 1e-3
+_ABS_STD_FLOOR = 1e-6
+
+
+def check_windows(x: np.ndarray, channels: int, window: int) -> np.ndarray:
+    """Return windows as float32 [N, T, C] or raise ValueError saying what is wrong."""
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (window, channels):
+        raise ValueError(
+            f"expected windows of shape [N, {window}, {channels}] (steps x channels), "
+            f"got {list(arr.shape)}"
+        )
+    if np.isinf(arr).any():
+        raise ValueError("windows contain infinite values; send null for a missing value")
+    return arr
+
+
+def regime_stats(x: np.ndarray) -> np.ndarray:
+    """Mean and floored std per channel of windows [N, T, C] -> [2, C]."""
+    flat = x.reshape(-1, x.shape[-1])
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(flat, axis=0)
+        std = np.nanstd(flat, axis=0)
+    mean = np.nan_to_num(mean, nan=0.0)
+    std = np.nan_to_num(std, nan=1.0)
+    std = np.maximum(std, np.maximum(_REL_STD_FLOOR * np.abs(mean), _ABS_STD_FLOOR))
+    return np.stack([mean, std]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RegimeBank:
+    """Per-regime channel statistics: stats[r] = (mean[C], std[C])."""
+
+    stats: np.ndarray  # [R, 2, C] float32
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> RegimeBank:
+        return cls(regime_stats(x)[None])
+
+    @property
+    def regimes(self) -> int:
+        return int(self.stats.shape[0])
+
+    def with_regime(self, x: np.ndarray) -> RegimeBank:
+        """A bank with one more regime fitted on x (a declared new operating regime)."""
+        return RegimeBank(np.concatenate([self.stats, regime_stats(x)[None]]))
+
+    def route(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Most likely regime per window under a diagonal Gaussian per regime.
+
+        x, mask: [N, T, C] (x with NaN already zeroed) -> [N] long.
+        """
+        st = torch.as_tensor(self.stats, device=x.device)  # [R, 2, C]
+        mean, std = st[:, 0], st[:, 1]  # [R, C]
+        m = mask.unsqueeze(1)  # [N, 1, T, C]
+        z = (x.unsqueeze(1) - mean[None, :, None]) / std[None, :, None]  # [N, R, T, C]
+        nll = (0.5 * z.square() + torch.log(std)[None, :, None]) * m
+        return nll.sum(dim=(2, 3)).argmin(dim=1)
+
+    def standardise(
+        self, x: np.ndarray | torch.Tensor, device: str | torch.device = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Route and standardise windows.
+
+        Returns (xs [N, C, T] standardised with missing set to 0, mask [N, C, T] 1=observed,
+        regime [N]). Channels-first because the networks convolve over time.
+        """
+        xt = torch.as_tensor(x, dtype=torch.float32, device=device)  # [N, T, C]
+        mask = ~torch.isnan(xt)
+        xt = torch.nan_to_num(xt, nan=0.0)
+        regime = self.route(xt, mask)
+        st = torch.as_tensor(self.stats, device=xt.device)[regime]  # [N, 2, C]
+        xs = (xt - st[:, None, 0]) / st[:, None, 1]
+        xs = xs * mask  # missing values imputed at the regime mean (0 after scaling)
+        return xs.transpose(1, 2).contiguous(), mask.transpose(1, 2).float().contiguous(), regime

@@ -1,0 +1,60 @@
+"""Per-window anomaly score, per-channel shares and regime; batched under inference mode.
+
+score = sum over observed elements of 0.5 z^2 + log(std / min_std), z = (x - mean) / std, with
+(mean, std) decoded from the posterior mean (z_c = mu, z_d = argmax). This is the Gaussian
+negative log-likelihood of the reconstruction minus its smallest possible value, so it is >= 0
+(score / threshold is a meaningful ratio) and orders windows exactly as the NLL does. Windows
+with missing values are rescaled to the full C x T so scores stay comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.detector import Detector
+from models.vae import WindowVAE
+
+
+@dataclass(frozen=True)
+class Scores:
+    score: np.ndarray  # [N] float64, higher = more anomalous
+    contributions: np.ndarray  # [N, C] shares of the score, rows sum to 1
+    regime: np.ndarray  # [N] int, the routed operating regime
+    observed: np.ndarray  # [N] fraction of values present
+
+
+@torch.inference_mode()
+def score_standardised(
+    vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """xs, mask [N, C, T] -> score [N], per-channel score [N, C]."""
+    out = vae(xs, mask)
+    z = (xs - out["mean"]) / out["std"]
+    elem = (0.5 * z.square() + torch.log(out["std"] / vae.cfg.min_std)) * mask  # [N, C, T]
+    per_channel = elem.sum(dim=2)  # [N, C]
+    observed = mask.sum(dim=(1, 2)).clamp_min(1.0)
+    scale = mask[0].numel() / observed  # [N]
+    return per_channel.sum(dim=1) * scale, per_channel * scale[:, None]
+
+
+@torch.inference_mode()
+def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
+    """Score raw windows [N, T, C] (NaN = missing) with a detector."""
+    det.vae.eval()
+    dev = next(det.vae.parameters()).device
+    parts: list[tuple[torch.Tensor, ...]] = []
+    for i in range(0, len(windows), batch_size):
+        xs, mask, regime = det.bank.standardise(windows[i : i + batch_size], device=dev)
+        s, per_ch = score_standardised(det.vae, xs, mask)
+        parts.append((s, per_ch, regime, mask.mean(dim=(1, 2))))
+    if not parts:
+        c = det.channels
+        return Scores(np.zeros(0), np.zeros((0, c)), np.zeros(0, dtype=np.int64), np.zeros(0))
+    s, per_ch, regime, obs = (torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
+    totals = per_ch.sum(axis=1, keepdims=True)
+    safe = np.where(totals > 0, totals, 1.0)
+    shares = np.where(totals > 0, per_ch / safe, 1.0 / per_ch.shape[1])
+    return Scores(s.astype(np.float64), shares, regime.astype(np.int64), obs)

@@ -1,0 +1,53 @@
+"""Model version <-> bytes. Loading never executes code from the artifact.
+
+The artifact is a `torch.save` of plain containers (tensors, str, numbers) read back with
+`weights_only=True`, torch's restricted unpickler: an artifact carrying a code object fails to
+load instead of running it. The architecture travels as JSON next to the weights.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import torch
+
+from models.config import VAEConfig
+from models.detector import Detector
+from models.preprocessing import RegimeBank
+from models.vae import WindowVAE
+
+FORMAT_VERSION = 1
+
+
+def to_bytes(det: Detector) -> bytes:
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "vae": det.vae.cfg.to_dict(),
+        "threshold": det.threshold,
+        "regime_thresholds": {str(k): v for k, v in det.regime_thresholds.items()},
+    }
+    state = {k: v.detach().cpu() for k, v in det.vae.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"meta": json.dumps(meta), "bank": torch.from_numpy(det.bank.stats),
+                "state": state}, buf)
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes, device: str = "cpu") -> Detector:
+    try:
+        blob = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+        meta = json.loads(blob["meta"])
+    except Exception as exc:  # any malformed or unsafe artifact is refused the same way
+        raise ValueError(f"not a valid Lifeline model artifact: {exc}") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported artifact format {meta.get('format_version')!r}")
+    vae = WindowVAE(VAEConfig(**meta["vae"])).to(device)
+    vae.load_state_dict(blob["state"])
+    vae.eval()
+    return Detector(
+        vae=vae,
+        bank=RegimeBank(blob["bank"].cpu().numpy()),
+        threshold=float(meta["threshold"]),
+        regime_thresholds={int(k): float(v) for k, v in meta["regime_thresholds"].items()},
+    )

@@ -1,0 +1,130 @@
+"""Mixing, warm start, frozen teacher, determinism, masking, serialisation."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from models import (
+    Detector, TrainConfig, VAEConfig, calibrate, from_bytes, score, to_bytes, train_student,
+)
+from models.lifelong import frozen_copy, replay_rows
+from models.preprocessing import check_windows
+from models.synthetic import inject_fault, make_windows
+from models.vae import WindowVAE, fork
+
+C, T = 4, 16
+FAST = TrainConfig(max_epochs=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def first() -> Detector:
+    return train_student(make_windows(200, C, T, 0, seed=1), cfg=FAST).detector
+
+
+@pytest.mark.parametrize(("batch", "t", "want"), [(64, 0, 0), (64, 1, 32), (64, 2, 42),
+                                                   (64, 3, 48), (10, 4, 8)])
+def test_replay_rows_follow_t_over_t_plus_1(batch: int, t: int, want: int) -> None:
+    assert replay_rows(batch, t) == want
+
+
+def test_fork_copies_matching_weights_and_keeps_old_categories() -> None:
+    torch.manual_seed(0)
+    cfg = VAEConfig(C, T, regimes=2)
+    teacher = WindowVAE(cfg)
+    student = fork(teacher, cfg.grown())
+    ts, ss = teacher.state_dict(), student.state_dict()
+    torch.testing.assert_close(ss["enc.0.weight"], ts["enc.0.weight"])
+    k_rows = ts["enc_head.weight"].shape[0]
+    torch.testing.assert_close(ss["enc_head.weight"][:k_rows], ts["enc_head.weight"])
+    assert ss["enc_head.weight"].shape[0] == k_rows + 1
+    torch.testing.assert_close(ss["dec_in.weight"][:, : cfg.latent_dim + 2], ts["dec_in.weight"])
+
+
+def test_teacher_stays_frozen(first: Detector) -> None:
+    before = {k: v.clone() for k, v in first.vae.state_dict().items()}
+    train_student(make_windows(100, C, T, 0, seed=2), first, FAST)
+    for k, v in first.vae.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    copy = frozen_copy(first.vae, "cpu")
+    assert not copy.training and not any(p.requires_grad for p in copy.parameters())
+
+
+def test_new_regime_grows_latent_and_bank(first: Detector) -> None:
+    res = train_student(make_windows(100, C, T, 1, seed=3), first, FAST, new_regime=True)
+    assert res.detector.regimes == first.regimes + 1 == 2
+    assert res.detector.bank.regimes == 2
+    assert np.bincount(score(res.detector, make_windows(50, C, T, 1, seed=9)).regime)[1] == 50
+
+
+def test_training_is_deterministic_with_a_seed() -> None:
+    x = make_windows(120, C, T, 0, seed=4)
+    a = train_student(x, cfg=FAST).detector
+    b = train_student(x, cfg=FAST).detector
+    c = train_student(x, cfg=TrainConfig(max_epochs=3, seed=1)).detector
+    probe = make_windows(20, C, T, 0, seed=5)
+    np.testing.assert_array_equal(score(a, probe).score, score(b, probe).score)
+    assert not np.array_equal(score(a, probe).score, score(c, probe).score)
+
+
+def test_progress_callback_sees_every_epoch() -> None:
+    seen: list[int] = []
+    res = train_student(make_windows(80, C, T, 0, seed=6), cfg=FAST,
+                        callback=lambda epoch, row: seen.append(epoch))
+    assert seen == list(range(1, len(res.history) + 1)) and {"nll", "kl", "val_loss"} <= set(
+        res.history[0])
+
+
+def test_missing_values_are_masked_not_scored(first: Detector) -> None:
+    x = make_windows(10, C, T, 0, seed=7)
+    holed = x.copy()
+    holed[:, :, 2] = np.nan  # channel 2 missing entirely
+    holed[:, 3, 2] = 1e9  # would dominate if it were read
+    holed[:, 3, 2] = np.nan
+    s = score(first, holed)
+    assert np.isfinite(s.score).all()
+    np.testing.assert_allclose(s.contributions[:, 2], 0.0)
+    np.testing.assert_allclose(s.observed, 1 - 1 / C)
+
+
+def test_faulty_channel_leads_contributions(first: Detector) -> None:
+    s = score(first, inject_fault(make_windows(30, C, T, 0, seed=8), channel=1, magnitude=8))
+    assert (s.contributions.argmax(axis=1) == 1).mean() > 0.9
+    np.testing.assert_allclose(s.contributions.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_save_load_gives_identical_scores(first: Detector) -> None:
+    det = first.with_threshold(12.5, {0: 12.5})
+    back = from_bytes(to_bytes(det))
+    probe = make_windows(40, C, T, 0, seed=9)
+    np.testing.assert_array_equal(score(det, probe).score, score(back, probe).score)
+    assert back.threshold == 12.5 and back.regime_thresholds == {0: 12.5}
+    assert back.vae.cfg == det.vae.cfg
+
+
+class _Boom:
+    def __reduce__(self):  # noqa: ANN204 - the payload a malicious artifact would carry
+        return (eval, ("__import__('os').system('echo pwned')",))
+
+
+def test_loading_never_executes_code_from_the_artifact() -> None:
+    buf = io.BytesIO()
+    torch.save({"meta": _Boom()}, buf)
+    with pytest.raises(ValueError, match="not a valid Lifeline model artifact"):
+        from_bytes(buf.getvalue())
+    with pytest.raises(ValueError):
+        from_bytes(b"garbage")
+
+
+def test_window_shape_errors_say_what_to_fix() -> None:
+    with pytest.raises(ValueError, match=r"\[N, 16, 4\]"):
+        check_windows(np.zeros((2, 16, 3)), channels=4, window=16)
+
+
+def test_pot_threshold_extrapolates_a_known_tail() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=3000)
+    exact = -np.log(0.001)  # P(X > t) = exp(-t)
+    assert abs(calibrate(x, 0.001, "pot") - exact) < 0.1 * exact
+    assert calibrate(x, 0.05, "quantile") == pytest.approx(-np.log(0.05), rel=0.1)
