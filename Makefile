@@ -1,0 +1,35 @@
+# Each target installs what it needs into .venv on first use.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test bench lint migrate clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11+): set PY=python3.x"; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: 2.13.0 is the CPU build these machines carry (no CUDA download).
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+run: $(STAMP)  ## the service on SQLite at http://127.0.0.1:8000
+	$(BIN)/lifeline serve
+
+test: $(STAMP)  ## every test; PostgreSQL tests skip (saying why) where none answers
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## benchmarks: tables on stdout, JSON under bench/results/
+	mkdir -p bench/results
+	$(BIN)/python -m bench.lifelong --json bench/results/lifelong.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check app models bench tests migrations
+
+migrate: $(STAMP)
+	$(BIN)/lifeline migrate
+
+clean:
+	rm -rf $(VENV) lifeline.db lifeline.db-* bench/results

@@ -1,0 +1,29 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from app import lines
+from app.api.deps import DB, Operator, Svc, Viewer
+from app.schemas.lines import LINE_ID, LineConfig, LineList, LineOut
+
+router = APIRouter(prefix="/v1/lines", tags=["lines"])
+LineId = Annotated[str, Path(pattern=LINE_ID, description="1-64 of A-Z a-z 0-9 _ . -")]
+
+
+@router.put("/{line_id}", response_model=LineOut)
+def put_line(line_id: LineId, cfg: LineConfig, session: DB, who: Operator, svc: Svc,
+             response: Response) -> dict[str, Any]:
+    line, created = lines.put_line(session, line_id=line_id, cfg=cfg, actor=who.actor,
+                                   default_buffer_limit=svc.settings.buffer_limit)
+    response.status_code = 201 if created else 200
+    return lines.describe(session, line)
+
+
+@router.get("", response_model=LineList)
+def list_lines(session: DB, _: Viewer) -> dict[str, Any]:
+    return {"lines": [lines.describe(session, line) for line in lines.list_lines(session)]}
+
+
+@router.get("/{line_id}", response_model=LineOut)
+def get_line(line_id: LineId, session: DB, _: Viewer) -> dict[str, Any]:
+    return lines.describe(session, lines.get_line(session, line_id))

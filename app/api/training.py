@@ -1,0 +1,47 @@
+from typing import Any
+
+from fastapi import APIRouter, Body
+from sqlalchemy import select
+
+from app import jobs, lines
+from app.api.deps import DB, Operator, Viewer
+from app.api.lines import LineId
+from app.errors import not_found
+from app.schemas.training import JobAccepted, JobList, JobOut, RetrainRequest
+from app.tables import TrainingJob
+
+router = APIRouter(tags=["training"])
+
+
+def job_out(j: TrainingJob) -> dict[str, Any]:
+    return {"job_id": j.id, "line_id": j.line_id, "trigger": j.trigger, "status": j.status,
+            "new_regime": j.new_regime, "created_at": j.created_at, "started_at": j.started_at,
+            "finished_at": j.finished_at, "attempts": j.attempts,
+            "model_version": j.model_version, "metrics": j.metrics or {}, "error": j.error,
+            "reason": j.reason}
+
+
+@router.post("/v1/lines/{line_id}/retrain", status_code=202, response_model=JobAccepted)
+def retrain(line_id: LineId, session: DB, who: Operator,
+            req: RetrainRequest | None = Body(None)) -> dict[str, Any]:
+    req = req or RetrainRequest()
+    line = lines.get_line(session, line_id)
+    job = jobs.request_retrain(session, line_id=line.id, min_windows=line.min_windows,
+                               new_regime=req.new_regime, reason=req.reason, actor=who.actor)
+    return {"job_id": job.id, "status": job.status}
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: DB, _: Viewer) -> dict[str, Any]:
+    job = session.get(TrainingJob, job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    return job_out(job)
+
+
+@router.get("/v1/lines/{line_id}/jobs", response_model=JobList)
+def line_jobs(line_id: LineId, session: DB, _: Viewer, limit: int = 50) -> dict[str, Any]:
+    lines.get_line(session, line_id)
+    rows = session.scalars(select(TrainingJob).where(TrainingJob.line_id == line_id)
+                           .order_by(TrainingJob.created_at.desc()).limit(min(limit, 500)))
+    return {"jobs": [job_out(j) for j in rows]}

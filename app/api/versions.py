@@ -1,0 +1,31 @@
+from typing import Any
+
+from fastapi import APIRouter
+
+from app import lines, registry
+from app.api.deps import DB, Operator, Viewer
+from app.api.lines import LineId
+from app.schemas.versions import VersionList, VersionOut
+from app.tables import ModelVersion
+
+router = APIRouter(prefix="/v1/lines", tags=["models"])
+
+
+def version_out(v: ModelVersion) -> dict[str, Any]:
+    return {"version": v.version, "parent_version": v.parent_version, "status": v.status,
+            "created_at": v.created_at, "activated_at": v.activated_at, "regimes": v.regimes,
+            "threshold": v.threshold, "metrics": v.metrics, "reasons": v.reasons,
+            "job_id": v.job_id}
+
+
+@router.get("/{line_id}/models", response_model=VersionList)
+def list_models(line_id: LineId, session: DB, _: Viewer) -> dict[str, Any]:
+    lines.get_line(session, line_id)
+    return {"models": [version_out(v) for v in registry.list_versions(session, line_id)]}
+
+
+@router.post("/{line_id}/models/{version}/activate", response_model=VersionOut)
+def activate(line_id: LineId, version: int, session: DB, who: Operator) -> dict[str, Any]:
+    line = lines.get_line(session, line_id)
+    return version_out(registry.activate_version(session, line=line, version=version,
+                                                 actor=who.actor))

@@ -1,0 +1,75 @@
+"""API keys: stored as SHA-256 hashes, checked per request, roles nested."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.errors import ApiError
+from app.tables import ApiKey
+
+ROLES = ("gateway", "viewer", "operator")
+# What each role may do; an operator may do everything a gateway and a viewer may.
+GRANTS = {"gateway": {"gateway"}, "viewer": {"viewer"},
+          "operator": {"gateway", "viewer", "operator"}}
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}:{self.name}"
+
+
+def hash_key(key: str) -> str:
+    # Keys are 256-bit random tokens, so a plain SHA-256 is enough (no password stretching).
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(
+    session: Session, *, role: str, name: str, key: str | None = None
+) -> tuple[ApiKey, str]:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    key = key or "ll_" + secrets.token_urlsafe(32)
+    row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8])
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def ensure_bootstrap_key(session: Session, key: str | None) -> None:
+    """Create the operator key from the environment when no key exists yet."""
+    if key and session.scalar(select(ApiKey.id).limit(1)) is None:
+        create_key(session, role="operator", name="bootstrap", key=key)
+        session.commit()
+
+
+def authenticate(session: Session, authorization: str | None, need: str) -> Principal:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise ApiError(401, "missing_api_key",
+                       "send 'Authorization: Bearer <api key>'; keys come from 'lifeline keys create'")
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(authorization[7:].strip())))
+    if row is None or row.revoked_at is not None:
+        raise ApiError(401, "invalid_api_key", "this API key is unknown or revoked")
+    if need not in GRANTS[row.role]:
+        raise ApiError(403, "forbidden", f"this needs the {need} role; the key has role {row.role}",
+                       {"needed": need, "role": row.role})
+    return Principal(row.id, row.name, row.role)
+
+
+def revoke_key(session: Session, key_id: int) -> bool:
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = utcnow()
+    return True

@@ -1,0 +1,84 @@
+"""The fresh buffer: the only place raw sensor values are stored.
+
+Bounded per line by reservoir sampling (Vitter's algorithm R): once full, the k-th window offered
+since the last training replaces a random stored one with probability limit / k, so the buffer
+stays a uniform sample of the whole interval instead of its last hours. Windows that trained a
+model are deleted in the transaction that activates it (`registry.activate`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.tables import BufferWindow, Line
+
+
+def encode(window: np.ndarray) -> bytes:
+    return np.ascontiguousarray(window, dtype="<f4").tobytes()
+
+
+def decode(blobs: list[bytes], window: int, channels: int) -> np.ndarray:
+    """[N, T, C] float32 from stored blobs."""
+    if not blobs:
+        return np.zeros((0, window, channels), dtype=np.float32)
+    flat = np.frombuffer(b"".join(blobs), dtype="<f4")
+    return flat.reshape(len(blobs), window, channels).copy()  # writable, for torch
+
+
+def count(session: Session, line_id: str) -> int:
+    return session.scalar(select(func.count()).where(BufferWindow.line_id == line_id)) or 0
+
+
+def oldest(session: Session, line_id: str) -> datetime | None:
+    return session.scalar(
+        select(func.min(BufferWindow.received_at)).where(BufferWindow.line_id == line_id))
+
+
+def append(
+    session: Session, line: Line, windows: np.ndarray, starts: list[datetime | None],
+    rng: np.random.Generator,
+) -> int:
+    """Offer windows [N, T, C] to the line's reservoir; returns how many were stored."""
+    stored = count(session, line.id)
+    keep: list[int] = []
+    evict = 0
+    for i in range(len(windows)):
+        line.buffer_seen += 1
+        if stored + len(keep) < line.buffer_limit:
+            keep.append(i)
+        elif rng.integers(line.buffer_seen) < line.buffer_limit:
+            keep.append(i)
+            evict += 1
+        else:
+            line.buffer_dropped += 1
+    if evict:
+        victims = select(BufferWindow.id).where(BufferWindow.line_id == line.id).order_by(
+            func.random()).limit(evict)
+        session.execute(delete(BufferWindow).where(BufferWindow.id.in_(victims.scalar_subquery())))
+        line.buffer_dropped += evict
+    session.add_all(BufferWindow(line_id=line.id, start=starts[i], values=encode(windows[i]))
+                    for i in keep)
+    return len(keep)
+
+
+def snapshot(session: Session, line: Line) -> tuple[np.ndarray, np.ndarray]:
+    """(ids [N] int64, windows [N, T, C]) of the whole buffer, oldest first."""
+    rows = session.execute(select(BufferWindow.id, BufferWindow.values).where(
+        BufferWindow.line_id == line.id).order_by(BufferWindow.id)).all()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    return ids, decode([r[1] for r in rows], line.window, len(line.channels))
+
+
+def delete_trained(session: Session, line_id: str, ids: np.ndarray) -> int:
+    """Delete the windows that trained a model now active (the retention guarantee)."""
+    deleted = 0
+    for i in range(0, len(ids), 5000):  # stay under bind-parameter limits
+        chunk = [int(x) for x in ids[i : i + 5000]]
+        res = session.execute(delete(BufferWindow).where(
+            BufferWindow.line_id == line_id, BufferWindow.id.in_(chunk)))
+        deleted += res.rowcount or 0  # type: ignore[attr-defined]
+    return deleted

@@ -1,0 +1,92 @@
+"""`lifeline` command line: serve, migrate, and manage API keys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sqlalchemy import select
+
+from app import migrate
+from app.auth import ROLES, create_key, revoke_key
+from app.db import make_engine, make_sessionmaker
+from app.settings import get_settings
+from app.tables import ApiKey
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    return make_sessionmaker(make_engine(get_settings().database_url))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    s = get_settings()
+    uvicorn.run(create_app(s), host=args.host or s.host, port=args.port or s.port,
+                log_level="info", access_log=False)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    url = get_settings().database_url
+    if args.down:
+        migrate.downgrade(url, args.revision or "base")
+    else:
+        migrate.upgrade(url, args.revision or "head")
+    print(f"migrated {url.split('@')[-1]} to {args.revision or ('base' if args.down else 'head')}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    migrate.upgrade(get_settings().database_url)
+    with _sessions()() as s:
+        if args.action == "create":
+            row, key = create_key(s, role=args.role, name=args.name or args.role)
+            s.commit()
+            print(f"created key {row.id} ({row.role}, {row.name}); store it now, it is not shown again:")
+            print(key)
+        elif args.action == "list":
+            for k in s.scalars(select(ApiKey).order_by(ApiKey.id)):
+                state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+                print(f"{k.id}\t{k.role}\t{k.name}\t{k.prefix}...\t{state}")
+        else:
+            if not revoke_key(s, args.key_id):
+                print(f"no active key {args.key_id}", file=sys.stderr)
+                return 1
+            s.commit()
+            print(f"revoked key {args.key_id}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lifeline", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    mig = sub.add_parser("migrate", help="upgrade (or --down) the database schema")
+    mig.add_argument("revision", nargs="?")
+    mig.add_argument("--down", action="store_true")
+    mig.set_defaults(func=cmd_migrate)
+    keys = sub.add_parser("keys", help="create, list or revoke API keys")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    create = ksub.add_parser("create")
+    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument("--name")
+    ksub.add_parser("list")
+    rev = ksub.add_parser("revoke")
+    rev.add_argument("key_id", type=int)
+    keys.set_defaults(func=cmd_keys)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

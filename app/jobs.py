@@ -1,0 +1,139 @@
+"""The training-job queue, kept in the database so that many replicas can share it.
+
+Ownership is a lease: a claimer sets lease_owner and lease_expires_at, extends them by heartbeat,
+and may only finish the job while it still owns it (fencing). A partial unique index allows one
+open (queued or running) job per line.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import audit, buffer
+from app.db import utcnow
+from app.errors import ApiError
+from app.tables import TrainingJob
+
+OPEN = ("queued", "running")
+
+
+class LeaseLost(Exception):
+    """This process no longer owns the job: another replica reaped or took it."""
+
+
+def open_job(session: Session, line_id: str) -> TrainingJob | None:
+    return session.scalar(select(TrainingJob).where(
+        TrainingJob.line_id == line_id, TrainingJob.status.in_(OPEN)))
+
+
+def enqueue(
+    session: Session, *, line_id: str, trigger: str, new_regime: bool = False,
+    reason: str | None = None,
+) -> TrainingJob:
+    """Queue a job and commit; raises 409 job_in_progress when the line has one open."""
+    job = TrainingJob(id=str(uuid.uuid4()), line_id=line_id, trigger=trigger, status="queued",
+                      new_regime=new_regime, reason=reason, metrics={})
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = open_job(session, line_id)
+        raise ApiError(409, "job_in_progress",
+                       f"line {line_id!r} already has a training job queued or running",
+                       {"job_id": existing.id if existing else None}) from None
+    return job
+
+
+def claim(session: Session, *, owner: str, lease_s: float, limit: int = 1) -> list[str]:
+    """Atomically take up to `limit` queued jobs. SKIP LOCKED lets replicas claim in parallel
+    on PostgreSQL; it compiles away on SQLite, where the status guard still holds."""
+    now = utcnow()
+    pick = (select(TrainingJob.id).where(TrainingJob.status == "queued")
+            .order_by(TrainingJob.created_at).limit(limit).with_for_update(skip_locked=True))
+    stmt = (update(TrainingJob)
+            .where(TrainingJob.id.in_(pick.scalar_subquery()), TrainingJob.status == "queued")
+            .values(status="running", lease_owner=owner, started_at=now,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    attempts=TrainingJob.attempts + 1)
+            .returning(TrainingJob.id))
+    ids = list(session.scalars(stmt))
+    session.commit()
+    return ids
+
+
+def heartbeat(session: Session, *, job_id: str, owner: str, lease_s: float,
+              metrics: dict[str, Any] | None = None) -> None:
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_s)}
+    if metrics is not None:
+        values["metrics"] = metrics
+    res = session.execute(update(TrainingJob).where(
+        TrainingJob.id == job_id, TrainingJob.lease_owner == owner,
+        TrainingJob.status == "running").values(**values))
+    session.commit()
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        raise LeaseLost(job_id)
+
+
+def finish(session: Session, *, job_id: str, owner: str, status: str, **values: Any) -> None:
+    """Close the job inside the caller's transaction; LeaseLost if it is no longer ours."""
+    res = session.execute(update(TrainingJob).where(
+        TrainingJob.id == job_id, TrainingJob.lease_owner == owner,
+        TrainingJob.status == "running").values(status=status, finished_at=utcnow(),
+                                                lease_expires_at=None, **values))
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        raise LeaseLost(job_id)
+
+
+def reap(session: Session, *, max_attempts: int) -> int:
+    """Requeue running jobs whose lease expired (their owner died), or fail them after
+    max_attempts. Returns how many were reaped."""
+    now = utcnow()
+    expired = list(session.scalars(select(TrainingJob).where(
+        TrainingJob.status == "running", TrainingJob.lease_expires_at < now)))
+    for job in expired:
+        if job.attempts >= max_attempts:
+            job.status, job.finished_at = "failed", now
+            job.error = f"the trainer stopped responding {job.attempts} times; retry the job"
+        else:
+            job.status = "queued"
+        job.lease_owner = job.lease_expires_at = None
+    session.commit()
+    return len(expired)
+
+
+def fail_interrupted(session: Session, *, owner_prefix: str) -> int:
+    """At start-up: jobs this host left running died with the old process."""
+    rows = list(session.scalars(select(TrainingJob).where(
+        TrainingJob.status == "running", TrainingJob.lease_owner.startswith(owner_prefix))))
+    for job in rows:
+        job.status, job.finished_at, job.lease_owner = "failed", utcnow(), None
+        job.error = "interrupted by a restart of the service; the previous model kept serving"
+    session.commit()
+    return len(rows)
+
+
+def request_retrain(session: Session, *, line_id: str, min_windows: int, new_regime: bool,
+                    reason: str | None, actor: str) -> TrainingJob:
+    """Operator-triggered job: 409 when one is open or the buffer holds too few windows."""
+    existing = open_job(session, line_id)
+    if existing is not None:
+        raise ApiError(409, "job_in_progress",
+                       f"line {line_id!r} already has a training job {existing.status}",
+                       {"job_id": existing.id})
+    have = buffer.count(session, line_id)
+    if have < min_windows:
+        raise ApiError(409, "not_enough_windows",
+                       f"the fresh buffer holds {have} windows; training needs {min_windows}. "
+                       "Post more normal windows with learn=true, or lower min_windows",
+                       {"windows": have, "needed": min_windows})
+    audit.record(session, actor=actor, action="line.retrain", line_id=line_id,
+                 new_regime=new_regime, reason=reason)
+    return enqueue(session, line_id=line_id, trigger="operator", new_regime=new_regime,
+                   reason=reason)

@@ -1,0 +1,95 @@
+"""The FastAPI application: create_app(settings) wires database, models, scheduler, routes."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from app import errors, jobs, migrate
+from app.api import anomalies, health, lines, scoring, training, versions
+from app.api.deps import Services
+from app.auth import ensure_bootstrap_key
+from app.db import make_engine, make_sessionmaker
+from app.errors import error_body
+from app.metrics import Metrics, StateCollector
+from app.model_cache import ModelCache
+from app.scheduler import Scheduler
+from app.scorer import ScoringContext
+from app.settings import Settings, get_settings
+from app.trainer import JobRunner
+
+log = logging.getLogger("lifeline")
+
+
+def _compute_executor(settings: Settings) -> Executor:
+    if settings.train_executor == "process":
+        # spawn, not fork: a forked child would inherit torch's thread pools and DB sockets.
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    return ThreadPoolExecutor(1, thread_name_prefix="lifeline-train")
+
+
+def build_services(settings: Settings) -> tuple[Services, Executor]:
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    registry.register(StateCollector(sessions))
+    compute = _compute_executor(settings)
+    runner = JobRunner(sessions=sessions, settings=settings, compute=compute, metrics=metrics)
+    scoring_ctx = ScoringContext(ModelCache(settings.model_cache_size), settings, metrics,
+                                 np.random.default_rng())
+    scheduler = Scheduler(sessions=sessions, settings=settings, runner=runner)
+    return Services(settings, sessions, metrics, scoring_ctx, scheduler), compute
+
+
+def create_app(settings: Settings | None = None, *, migrate_on_start: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate_on_start:
+            migrate.upgrade(settings.database_url)
+        torch.set_num_threads(settings.score_threads)
+        svc, compute = build_services(settings)
+        app.state.services = svc
+        with svc.sessions() as s:
+            key = settings.bootstrap_operator_key
+            ensure_bootstrap_key(s, key.get_secret_value() if key else None)
+            host = settings.instance_name.split(":")[0] + ":"
+            if n := jobs.fail_interrupted(s, owner_prefix=host):
+                log.warning("marked %d interrupted training jobs failed", n)
+        if settings.scheduler_enabled:
+            svc.scheduler.start()
+        yield
+        svc.scheduler.shutdown()
+        compute.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="Lifeline", version="1", lifespan=lifespan,
+                  description="Lifelong-VAE anomaly detection for production lines")
+    errors.install(app)
+    app.middleware("http")(_body_limit(settings.max_body_bytes))
+    for module in (health, lines, scoring, training, versions, anomalies):
+        app.include_router(module.router)
+    return app
+
+
+def _body_limit(limit: int) -> Callable[[Request, Callable[[Request], Awaitable[Response]]],
+                                        Awaitable[Response]]:
+    async def check(request: Request,
+                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > limit:
+            return JSONResponse(error_body(
+                "body_too_large", f"request body is {size} bytes; the limit is {limit} "
+                "(LIFELINE_MAX_BODY_BYTES): split the batch"), 413)
+        return await call_next(request)
+
+    return check

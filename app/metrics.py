@@ -1,0 +1,100 @@
+"""Prometheus metrics. Counters live in-process; state gauges are read from the database at
+scrape time, so every replica reports the same truth and nothing goes stale after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import utcnow
+from app.tables import BufferWindow, Line, ModelVersion, TrainingJob
+
+_RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.5, 2.0, 5.0, 10.0)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_TRAIN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.windows = Counter("lifeline_windows_scored", "Windows scored", ["line"],
+                               registry=registry)
+        self.anomalies = Counter("lifeline_anomalous_windows", "Windows flagged anomalous",
+                                 ["line"], registry=registry)
+        self.score_ratio = Histogram("lifeline_score_ratio", "Window score / threshold",
+                                     ["line"], buckets=_RATIO_BUCKETS, registry=registry)
+        self.request_latency = Histogram(
+            "lifeline_scoring_request_duration_seconds", "Scoring request latency", ["line"],
+            buckets=_LATENCY_BUCKETS, registry=registry)
+        self.retrain_duration = Histogram(
+            "lifeline_retrain_duration_seconds", "Wall time of training jobs", ["line"],
+            buckets=_TRAIN_BUCKETS, registry=registry)
+        self.retrains = Counter("lifeline_retrains", "Finished training jobs by result",
+                                ["line", "result"], registry=registry)
+
+
+def _ts(dt: datetime | None) -> float:
+    return dt.timestamp() if dt else float("nan")
+
+
+class StateCollector(Collector):
+    """Gauges derived from the database at scrape."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = {name: GaugeMetricFamily(name, doc, labels=["line"]) for name, doc in [
+            ("lifeline_active_model_version", "Version serving the line"),
+            ("lifeline_active_model_regimes", "Operating regimes the active model knows"),
+            ("lifeline_active_model_threshold", "Score threshold of the active model"),
+            ("lifeline_gate_retention_ratio", "Active model's replay score / its teacher's"),
+            ("lifeline_gate_replay_fidelity", "Share of teacher replay its teacher finds normal"),
+            ("lifeline_gate_false_alarm_ratio", "False-alarm rate on held-out windows at gate"),
+            ("lifeline_buffer_windows", "Raw windows in the fresh buffer"),
+            ("lifeline_buffer_oldest_age_seconds", "Age of the oldest buffered window"),
+            ("lifeline_buffer_dropped_windows", "Windows the bounded buffer did not keep"),
+            ("lifeline_last_successful_retrain_timestamp_seconds", "Unix time of last success"),
+        ]}
+        with self.sessions() as s:
+            self._fill(s, g)
+        yield from g.values()
+
+    def _fill(self, s: Session, g: dict[str, GaugeMetricFamily]) -> None:
+        now = utcnow()
+        buf = {r[0]: (r[1], r[2]) for r in s.execute(select(
+            BufferWindow.line_id, func.count(), func.min(BufferWindow.received_at)).group_by(
+            BufferWindow.line_id))}
+        ok = dict(s.execute(select(TrainingJob.line_id, func.max(TrainingJob.finished_at)).where(
+            TrainingJob.status == "succeeded").group_by(TrainingJob.line_id)).all())
+        active = {v.line_id: v for v in s.scalars(select(ModelVersion).where(
+            ModelVersion.status == "active"))}
+        for line in s.scalars(select(Line)):
+            n, old = buf.get(line.id, (0, None))
+            if isinstance(old, str):  # SQLite returns the aggregate as text
+                old = datetime.fromisoformat(old)
+            age = (now - old.replace(tzinfo=now.tzinfo)).total_seconds() if old else 0.0
+            g["lifeline_buffer_windows"].add_metric([line.id], n)
+            g["lifeline_buffer_oldest_age_seconds"].add_metric([line.id], age)
+            g["lifeline_buffer_dropped_windows"].add_metric([line.id], line.buffer_dropped)
+            last = ok.get(line.id)
+            if isinstance(last, str):
+                last = datetime.fromisoformat(last)
+            g["lifeline_last_successful_retrain_timestamp_seconds"].add_metric([line.id], _ts(last))
+            v = active.get(line.id)
+            if v is None:
+                continue
+            g["lifeline_active_model_version"].add_metric([line.id], v.version)
+            g["lifeline_active_model_regimes"].add_metric([line.id], v.regimes)
+            g["lifeline_active_model_threshold"].add_metric([line.id], v.threshold)
+            for key, name in [("retention", "lifeline_gate_retention_ratio"),
+                              ("replay_fidelity", "lifeline_gate_replay_fidelity"),
+                              ("false_alarm_rate", "lifeline_gate_false_alarm_ratio")]:
+                if key in v.metrics:
+                    g[name].add_metric([line.id], float(v.metrics[key]))

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LINE_ID = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+class LineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[str] = Field(min_length=1, max_length=512)
+    window: int = Field(ge=4, le=4096, description="steps per window")
+    retrain_interval_s: int = Field(86_400, ge=60)
+    min_windows: int = Field(500, ge=20, description="windows needed before a training")
+    promotion: Literal["auto", "manual"] = "auto"
+    target_false_alarm_rate: float = Field(0.01, gt=0, lt=0.5)
+    buffer_limit: int | None = Field(None, ge=20, description="fresh-buffer bound (windows)")
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({c for c in v if v.count(c) > 1})
+        if dupes:
+            raise ValueError(f"channel names must be unique; repeated: {dupes}")
+        return v
+
+
+class ActiveModel(BaseModel):
+    version: int
+    threshold: float
+    regimes: int
+    created_at: datetime
+
+
+class BufferState(BaseModel):
+    windows: int
+    oldest_at: datetime | None
+    dropped: int
+
+
+class LineOut(LineConfig):
+    model_config = ConfigDict(extra="ignore")
+
+    line_id: str
+    buffer_limit: int  # type: ignore[assignment]
+    state: Literal["warming_up", "ready"]
+    active_model: ActiveModel | None
+    buffer: BufferState
+    next_retrain_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LineList(BaseModel):
+    lines: list[LineOut]

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WindowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: datetime | None = None
+    values: list[list[float | None]]
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str | None = Field(None, min_length=1, max_length=200)
+    learn: bool = True
+    windows: list[WindowIn] = Field(min_length=1)
+
+
+class WindowResult(BaseModel):
+    index: int
+    status: Literal["scored", "warming_up", "insufficient_data"]
+    score: float | None = None
+    score_ratio: float | None = None
+    anomaly: bool | None = None
+    regime: int | None = None
+    contributions: dict[str, float] | None = None
+
+
+class ScoreResponse(BaseModel):
+    line_id: str
+    model_version: int | None
+    threshold: float | None
+    results: list[WindowResult]

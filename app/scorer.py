@@ -1,0 +1,149 @@
+"""Score a batch of windows for a line: check it against the line, score with the cached model,
+group anomalies into events, offer normal windows to the fresh buffer, answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import models
+from app import buffer
+from app.db import utcnow
+from app.errors import ApiError
+from app.lines import get_line
+from app.metrics import Metrics
+from app.model_cache import ModelCache
+from app.schemas.scoring import ScoreRequest
+from app.settings import Settings
+from app.tables import AnomalyEvent, IngestBatch, Line, ModelVersion
+
+
+@dataclass
+class ScoringContext:
+    cache: ModelCache
+    settings: Settings
+    metrics: Metrics
+    rng: np.random.Generator
+
+
+def to_array(req: ScoreRequest, line: Line) -> np.ndarray:
+    """Windows as float32 [N, T, C] (null -> NaN), or a 422 naming the first bad window/row."""
+    t, c = line.window, len(line.channels)
+    for i, w in enumerate(req.windows):
+        if len(w.values) != t:
+            raise ApiError(422, "invalid_window_shape",
+                           f"windows[{i}] has {len(w.values)} rows; line {line.id!r} needs {t} "
+                           f"rows of {c} values ({', '.join(line.channels)})",
+                           {"window": i, "rows": len(w.values), "expected_rows": t})
+        for j, row in enumerate(w.values):
+            if len(row) != c:
+                raise ApiError(422, "invalid_window_shape",
+                               f"windows[{i}].values[{j}] has {len(row)} values; expected {c} "
+                               f"in the order {line.channels}",
+                               {"window": i, "row": j, "values": len(row), "expected": c})
+    return np.array([w.values for w in req.windows], dtype=np.float32)
+
+
+def score_batch(session: Session, *, line_id: str, req: ScoreRequest,
+                ctx: ScoringContext) -> dict[str, Any]:
+    line = get_line(session, line_id)
+    if req.batch_id is not None:
+        seen = session.get(IngestBatch, (line_id, req.batch_id))
+        if seen is not None:
+            return seen.response
+    if len(req.windows) > ctx.settings.max_batch_windows:
+        raise ApiError(413, "batch_too_large", f"{len(req.windows)} windows in one batch; "
+                       f"send at most {ctx.settings.max_batch_windows}")
+    x = to_array(req, line)
+    starts = [w.start for w in req.windows]
+    version, threshold, results = _score(session, line, x, ctx)
+    response = {"line_id": line_id, "model_version": version, "threshold": threshold,
+                "results": results}
+    try:
+        _persist(session, line_id, req, x, starts, results, version, response, ctx)
+    except IntegrityError:  # the same batch_id raced in concurrently: answer as the first
+        session.rollback()
+        return session.get_one(IngestBatch, (line_id, req.batch_id)).response
+    _observe(ctx.metrics, line_id, results)
+    return response
+
+
+def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
+           ) -> tuple[int | None, float | None, list[dict[str, Any]]]:
+    if line.active_version is None:
+        return None, None, [{"index": i, "status": "warming_up"} for i in range(len(x))]
+    vid, version, threshold = session.execute(select(
+        ModelVersion.id, ModelVersion.version, ModelVersion.threshold).where(
+        ModelVersion.line_id == line.id, ModelVersion.version == line.active_version)).one()
+    det = ctx.cache.get(vid, lambda: models.from_bytes(session.scalar(
+        select(ModelVersion.artifact).where(ModelVersion.id == vid))))
+    s = models.score(det, x)
+    results = []
+    for i in range(len(x)):
+        if s.observed[i] < ctx.settings.min_observed_fraction:
+            results.append({"index": i, "status": "insufficient_data"})
+            continue
+        shares = {ch: round(float(v), 6) for ch, v in zip(line.channels, s.contributions[i],
+                                                           strict=True)}
+        sc = float(s.score[i])
+        results.append({"index": i, "status": "scored", "score": sc,
+                        "score_ratio": sc / threshold, "anomaly": bool(sc > threshold),
+                        "regime": int(s.regime[i]), "contributions": shares})
+    return version, threshold, results
+
+
+def _persist(session: Session, line_id: str, req: ScoreRequest, x: np.ndarray,
+             starts: list[datetime | None], results: list[dict[str, Any]], version: int | None,
+             response: dict[str, Any], ctx: ScoringContext) -> None:
+    """All writes of one batch in one transaction, under the line's row lock."""
+    line = session.get_one(Line, line_id, with_for_update=True, populate_existing=True)
+    if version is not None:
+        _record_events(session, line, starts, results, version)
+    if req.learn:
+        # Anomalous and insufficient windows never train a model.
+        keep = [r["index"] for r in results if r["status"] == "warming_up"
+                or (r["status"] == "scored" and not r["anomaly"])]
+        buffer.append(session, line, x[keep], [starts[i] for i in keep], ctx.rng)
+    if req.batch_id is not None:
+        session.add(IngestBatch(line_id=line_id, batch_id=req.batch_id, response=response))
+    session.commit()
+
+
+def _record_events(session: Session, line: Line, starts: list[datetime | None],
+                   results: list[dict[str, Any]], version: int) -> None:
+    """Consecutive anomalous windows extend one event; a normal window closes it."""
+    now = utcnow()
+    for r in results:
+        if r["status"] != "scored":
+            continue
+        if not r["anomaly"]:
+            line.open_event_id = None
+            continue
+        at = starts[r["index"]] or now
+        top = sorted(r["contributions"], key=r["contributions"].get, reverse=True)[:3]
+        ev = session.get(AnomalyEvent, line.open_event_id) if line.open_event_id else None
+        if ev is None:
+            ev = AnomalyEvent(line_id=line.id, start=at, end=at, windows=0, max_score=r["score"],
+                              max_score_ratio=r["score_ratio"], top_channels=top,
+                              model_version=version)
+            session.add(ev)
+            session.flush()
+            line.open_event_id = ev.id
+        ev.end, ev.windows = max(ev.end, at), ev.windows + 1
+        if r["score"] >= ev.max_score:
+            ev.max_score, ev.max_score_ratio, ev.top_channels = r["score"], r["score_ratio"], top
+
+
+def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]]) -> None:
+    scored = [r for r in results if r["status"] == "scored"]
+    m.windows.labels(line_id).inc(len(scored))
+    m.anomalies.labels(line_id).inc(sum(1 for r in scored if r["anomaly"]))
+    hist = m.score_ratio.labels(line_id)
+    for r in scored:
+        hist.observe(r["score_ratio"])

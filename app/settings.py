@@ -1,0 +1,44 @@
+"""All configuration in one place, read once from LIFELINE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIFELINE_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./lifeline.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    bootstrap_operator_key: SecretStr | None = None
+
+    scheduler_enabled: bool = True
+    tick_seconds: float = Field(5.0, gt=0, description="how often due lines and queued jobs are checked")
+    # A separate process keeps scoring latency flat while a model trains (torch holds the GIL
+    # in parts of its Python loop); "thread" is for tests and single-core boxes.
+    train_executor: Literal["process", "thread"] = "process"
+    train_threads: int = Field(1, ge=1, description="torch threads of a training job")
+    train_max_epochs: int = Field(60, ge=1)
+    train_seed: int = 0
+    job_lease_s: float = Field(300.0, gt=0, description="a running job not heartbeating for this long is reaped")
+    job_max_attempts: int = Field(3, ge=1)
+    instance_name: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    buffer_limit: int = Field(20_000, ge=10, description="default fresh-buffer bound per line")
+    max_batch_windows: int = Field(1024, ge=1)
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    min_observed_fraction: float = Field(0.5, gt=0, le=1, description="below: insufficient_data")
+    model_cache_size: int = Field(64, ge=1)
+    score_threads: int = Field(1, ge=1, description="torch threads used by scoring requests")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

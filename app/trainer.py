@@ -1,0 +1,139 @@
+"""Run one training job: buffer + teacher -> models.train_student -> calibrate -> gate ->
+version (candidate or rejected) -> maybe activate. Scheduler -> job -> trainer -> registry."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor, TimeoutError
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+
+import models
+from app import buffer, jobs, registry
+from app.db import utcnow
+from app.metrics import Metrics
+from app.settings import Settings
+from app.tables import Line, TrainingJob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    artifact: bytes
+    passed: bool
+    reasons: list[str]
+    metrics: dict[str, Any]
+    regimes: int
+    threshold: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train_version(
+    fresh: np.ndarray, teacher_artifact: bytes | None, *, new_regime: bool, target_far: float,
+    max_epochs: int, seed: int, threads: int | None,
+) -> TrainOutcome:
+    """Pure model work, picklable, so it can run in a spawned process."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    teacher = models.from_bytes(teacher_artifact) if teacher_artifact else None
+    cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed)
+    res = models.train_student(fresh, teacher, cfg, new_regime=new_regime)
+    det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher)
+    report = models.gate(det, res.heldout, target_far, teacher=teacher, new_regime=new_regime)
+    metrics: dict[str, Any] = {
+        **report.metrics, "epochs": len(res.history), "train_windows": int(len(fresh)),
+        "train_s": round(time.perf_counter() - t0, 3),
+        "final_val_loss": res.history[-1]["val_loss"] if res.history else None,
+    }
+    return TrainOutcome(models.to_bytes(det), report.passed, report.reasons, metrics,
+                        det.regimes, det.threshold, res.history)
+
+
+class JobRunner:
+    """Runs claimed jobs: waits on the compute executor while heartbeating the lease."""
+
+    def __init__(self, *, sessions: sessionmaker[Session], settings: Settings,
+                 compute: Executor, metrics: Metrics) -> None:
+        self.sessions, self.settings, self.compute, self.metrics = (
+            sessions, settings, compute, metrics)
+        self.owner = settings.instance_name
+
+    def run(self, job_id: str) -> None:
+        t0 = time.perf_counter()
+        with self.sessions() as s:
+            job = s.get_one(TrainingJob, job_id)
+            line = s.get_one(Line, job.line_id)
+            line_id, new_regime = line.id, job.new_regime
+            teacher = self._active_artifact(s, line)
+            ids, fresh = buffer.snapshot(s, line)
+            far = line.target_false_alarm_rate
+        try:
+            outcome = self._compute(job_id, fresh, teacher, new_regime, far)
+            result = self._register(job_id, line_id, outcome, ids)
+        except jobs.LeaseLost:
+            log.warning("job %s: lease lost, result discarded", job_id)
+            return
+        except Exception as exc:  # a crash leaves the previous model serving, buffer intact
+            log.exception("job %s failed", job_id)
+            result = "failed"
+            self._fail(job_id, f"{type(exc).__name__}: {exc}")
+        self.metrics.retrains.labels(line_id, result).inc()
+        self.metrics.retrain_duration.labels(line_id).observe(time.perf_counter() - t0)
+
+    def _active_artifact(self, s: Session, line: Line) -> bytes | None:
+        if line.active_version is None:
+            return None
+        return registry.get_version(s, line.id, line.active_version).artifact
+
+    def _compute(self, job_id: str, fresh: np.ndarray, teacher: bytes | None,
+                 new_regime: bool, far: float) -> TrainOutcome:
+        threads = self.settings.train_threads if self.settings.train_executor == "process" else None
+        fut = self.compute.submit(
+            train_version, fresh, teacher, new_regime=new_regime, target_far=far,
+            max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
+            threads=threads)
+        while True:
+            try:
+                return fut.result(timeout=self.settings.job_lease_s / 3)
+            except TimeoutError:
+                with self.sessions() as s:
+                    jobs.heartbeat(s, job_id=job_id, owner=self.owner,
+                                   lease_s=self.settings.job_lease_s)
+            except BrokenProcessPool as exc:
+                raise RuntimeError("the training process died (out of memory?)") from exc
+
+    def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
+        with self.sessions() as s:
+            line = s.get_one(Line, line_id, with_for_update=True)
+            row = registry.create_version(
+                s, line=line, artifact=out.artifact, status="candidate" if out.passed else "rejected",
+                regimes=out.regimes, threshold=out.threshold, metrics=out.metrics,
+                reasons=out.reasons, trained_ids=ids, job_id=job_id)
+            deleted = 0
+            if out.passed and line.promotion == "auto":
+                deleted = registry.activate(s, line=line, row=row)
+            line.last_trained_at = utcnow()
+            status = "succeeded" if out.passed else "rejected"
+            jobs.finish(s, job_id=job_id, owner=self.owner, status=status,
+                        model_version=row.version, error="; ".join(out.reasons) or None,
+                        metrics={**out.metrics, "buffer_deleted": deleted,
+                                 "history": out.history[-50:], "gate_reasons": out.reasons})
+            s.commit()  # the version, the activation, the deletion and the job close together
+        return status
+
+    def _fail(self, job_id: str, error: str) -> None:
+        with self.sessions() as s:
+            try:
+                jobs.finish(s, job_id=job_id, owner=self.owner, status="failed", error=error[:2000])
+                s.commit()
+            except jobs.LeaseLost:
+                s.rollback()
+

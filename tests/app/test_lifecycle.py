@@ -1,0 +1,103 @@
+"""A line's whole life through the HTTP API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import func, select
+
+from app.tables import BufferWindow, ModelVersion
+from models.synthetic import inject_fault, make_windows
+from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
+
+LINE = "press-3"
+
+
+def post(api: Api, x: np.ndarray, **kw: object) -> dict:
+    r = api.call("POST", f"/v1/lines/{LINE}/windows", json={"windows": windows_json(x), **kw})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def buffered_ids(api: Api) -> set[int]:
+    with api.svc.sessions() as s:
+        return set(s.scalars(select(BufferWindow.id).where(BufferWindow.line_id == LINE)))
+
+
+def trained_ids(api: Api, version: int) -> set[int]:
+    with api.svc.sessions() as s:
+        blob = s.scalar(select(ModelVersion.trained_window_ids).where(
+            ModelVersion.line_id == LINE, ModelVersion.version == version))
+    return set(np.frombuffer(blob, dtype="<i8").tolist())
+
+
+def test_line_lifecycle(api: Api) -> None:
+    r = api.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW,
+                                                  "min_windows": 300})
+    assert r.status_code == 201 and r.json()["state"] == "warming_up"
+
+    # Warm-up: windows are buffered and answered warming_up.
+    out = post(api, make_windows(320, 4, WINDOW, 0, seed=1))
+    assert {res["status"] for res in out["results"]} == {"warming_up"}
+    assert out["model_version"] is None and out["results"][0]["score"] is None
+    warm_ids = buffered_ids(api)
+    assert len(warm_ids) == 320
+
+    api.tick()  # the scheduler trains the first model as soon as min_windows are buffered
+    line = api.call("GET", f"/v1/lines/{LINE}").json()
+    assert line["state"] == "ready" and line["active_model"]["version"] == 1, line
+    assert trained_ids(api, 1) == warm_ids and buffered_ids(api) == set()  # retention
+
+    # A fault on 'temp' is flagged and 'temp' leads the contributions.
+    fault = post(api, inject_fault(make_windows(20, 4, WINDOW, 0, seed=2), channel=2), learn=True)
+    flagged = [res for res in fault["results"] if res["anomaly"]]
+    assert len(flagged) >= 18
+    assert all(max(res["contributions"], key=res["contributions"].get) == "temp"
+               for res in flagged)
+    assert buffered_ids(api) == set()  # anomalous windows never join the buffer
+    events = api.call("GET", f"/v1/lines/{LINE}/anomalies").json()["anomalies"]
+    assert len(events) >= 1 and events[0]["top_channels"][0] == "temp"
+    assert sum(e["windows"] for e in events) == len(flagged)
+
+    # More normal data, then an operator retrain.
+    normal = post(api, make_windows(320, 4, WINDOW, 0, seed=3))
+    assert np.mean([res["anomaly"] for res in normal["results"]]) < 0.1
+    before = buffered_ids(api)
+    r = api.call("POST", f"/v1/lines/{LINE}/retrain", json={"reason": "weekly"})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    api.tick()
+    job = api.call("GET", f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["model_version"] == 2, job
+    versions = {v["version"]: v for v in api.call("GET", f"/v1/lines/{LINE}/models").json()["models"]}
+    assert versions[2]["status"] == "active" and versions[2]["parent_version"] == 1
+    assert versions[1]["status"] == "retired"
+    assert trained_ids(api, 2) == before and not (buffered_ids(api) & before)
+
+    # Rollback to version 1.
+    r = api.call("POST", f"/v1/lines/{LINE}/models/1/activate")
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    assert api.call("GET", f"/v1/lines/{LINE}").json()["active_model"]["version"] == 1
+    assert post(api, make_windows(2, 4, WINDOW, 0, seed=4), learn=False)["model_version"] == 1
+
+    # Manual promotion leaves a candidate until an operator activates it.
+    r = api.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW,
+                                                  "min_windows": 300, "promotion": "manual"})
+    assert r.status_code == 200
+    post(api, make_windows(320, 4, WINDOW, 0, seed=5))
+    kept = buffered_ids(api)
+    assert api.call("POST", f"/v1/lines/{LINE}/retrain").status_code == 202
+    api.tick()
+    versions = {v["version"]: v for v in api.call("GET", f"/v1/lines/{LINE}/models").json()["models"]}
+    assert versions[3]["status"] == "candidate" and versions[3]["parent_version"] == 1
+    assert api.call("GET", f"/v1/lines/{LINE}").json()["active_model"]["version"] == 1
+    assert kept <= buffered_ids(api)  # a candidate deletes nothing
+    assert api.call("POST", f"/v1/lines/{LINE}/models/3/activate").status_code == 200
+    assert api.call("GET", f"/v1/lines/{LINE}").json()["active_model"]["version"] == 3
+    assert not (buffered_ids(api) & kept)
+
+    # Metrics reflect the line.
+    text = api.client.get("/metrics").text
+    assert f'lifeline_active_model_version{{line="{LINE}"}} 3.0' in text
+    assert f'lifeline_windows_scored_total{{line="{LINE}"}}' in text
+    with api.svc.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ModelVersion)) == 3

@@ -1,0 +1,68 @@
+"""Databases for tests: a fresh SQLite file per test, and PostgreSQL (a schema per session,
+tables emptied per test) where one answers. CI sets LIFELINE_REQUIRE_POSTGRES=1: there a missing
+PostgreSQL fails the run instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import torch
+from sqlalchemy import create_engine, text
+
+from app import migrate
+from app.db import Base
+
+PG_BASE = os.environ.get("LIFELINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("LIFELINE_REQUIRE_POSTGRES") == "1"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def _pg_available() -> str | None:
+    try:
+        with create_engine(PG_BASE).connect() as c:
+            c.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:  # any failure to connect means: no PostgreSQL here
+        return f"no PostgreSQL at {PG_BASE} ({type(exc).__name__}); set LIFELINE_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    why = _pg_available()
+    if why:
+        if REQUIRE_PG:
+            pytest.fail(why)
+        pytest.skip(why)
+    schema = f"lifeline_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lifeline.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    url = request.getfixturevalue("pg_url")
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as c:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        c.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield url
