@@ -30,6 +30,7 @@ class Api:
 
     def call(self, method: str, url: str, key: str | None = OPERATOR_KEY, **kw: Any) -> Any:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers.update(kw.pop("headers", {}))
         return self.client.request(method, url, headers=headers, **kw)
 
     def tick(self) -> None:

@@ -1,0 +1,147 @@
+"""Every endpoint's errors as the contract states them (status, code, message)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.auth import create_key
+from app.tables import AuditEntry, BufferWindow, IngestBatch
+from models.synthetic import make_windows
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
+
+LINE = "line-a"
+
+
+@pytest.fixture
+def line(api: Api) -> str:
+    r = api.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW,
+                                                  "min_windows": 50})
+    assert r.status_code == 201, r.text
+    return LINE
+
+
+def key(api: Api, role: str) -> str:
+    with api.svc.sessions() as s:
+        _, k = create_key(s, role=role, name=f"test-{role}")
+        s.commit()
+    return k
+
+
+def err(r, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+    assert r.status_code == status, r.text
+    body = r.json()["error"]
+    assert body["code"] == code and body["message"], body
+    return body
+
+
+def test_health_and_readiness_need_no_key(api: Api) -> None:
+    assert api.call("GET", "/healthz", key=None).json() == {"status": "ok"}
+    # scheduler disabled in tests: ready means the database answers
+    assert api.call("GET", "/readyz", key=None).status_code == 200
+    assert api.call("GET", "/metrics", key=None).status_code == 200
+
+
+def test_keys_and_roles(api: Api, line: str) -> None:
+    err(api.call("GET", "/v1/lines", key=None), 401, "missing_api_key")
+    err(api.call("GET", "/v1/lines", key="nope"), 401, "invalid_api_key")
+    gw, viewer = key(api, "gateway"), key(api, "viewer")
+    body = {"windows": windows_json(make_windows(1, 4, WINDOW))}
+    assert api.call("POST", f"/v1/lines/{line}/windows", key=gw, json=body).status_code == 200
+    err(api.call("GET", "/v1/lines", key=gw), 403, "forbidden")
+    err(api.call("POST", f"/v1/lines/{line}/windows", key=viewer, json=body), 403, "forbidden")
+    assert api.call("GET", f"/v1/lines/{line}", key=viewer).status_code == 200
+    err(api.call("PUT", f"/v1/lines/{line}", key=viewer, json={"channels": ["a"], "window": 8}),
+        403, "forbidden")
+    err(api.call("POST", f"/v1/lines/{line}/retrain", key=gw), 403, "forbidden")
+
+
+def test_line_validation_and_unknown_line(api: Api, line: str) -> None:
+    e = err(api.call("PUT", "/v1/lines/bad id!", json={"channels": ["a"], "window": 8}),
+            422, "invalid_request")
+    assert "line_id" in e["message"]
+    e = err(api.call("PUT", "/v1/lines/x", json={"channels": ["a", "a"], "window": 8}),
+            422, "invalid_request")
+    assert "repeated" in e["message"]
+    err(api.call("PUT", "/v1/lines/x", json={"window": 8}), 422, "invalid_request")
+    err(api.call("GET", "/v1/lines/nope"), 404, "line_not_found")
+    err(api.call("POST", "/v1/lines/nope/windows",
+                 json={"windows": windows_json(make_windows(1, 4, WINDOW))}), 404, "line_not_found")
+    err(api.call("GET", "/v1/jobs/nope"), 404, "job_not_found")
+    assert api.call("GET", f"/v1/lines/{line}/models").json() == {"models": []}
+    err(api.call("POST", f"/v1/lines/{line}/models/9/activate"), 404, "model_version_not_found")
+    lines = api.call("GET", "/v1/lines").json()["lines"]
+    assert [x["line_id"] for x in lines] == [line]
+
+
+def test_window_shape_errors_name_the_window_and_row(api: Api, line: str) -> None:
+    good = windows_json(make_windows(3, 4, WINDOW))
+    short = [dict(good[0]), dict(good[1], values=good[1]["values"][:5])]
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", json={"windows": short}),
+            422, "invalid_window_shape")
+    assert e["details"]["window"] == 1 and "windows[1]" in e["message"]
+    narrow = [dict(good[0], values=[r[:3] for r in good[0]["values"]])]
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", json={"windows": narrow}),
+            422, "invalid_window_shape")
+    assert e["details"] == {"window": 0, "row": 0, "values": 3, "expected": 4}
+    bad = [dict(good[0], values=[["x"] * 4] * WINDOW)]
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", json={"windows": bad}),
+            422, "invalid_request")
+    assert e["details"][0]["field"].startswith("windows[0].values[0][0]")
+    with api.svc.sessions() as s:  # nothing of a rejected batch was kept
+        assert s.scalars(select(BufferWindow)).first() is None
+
+
+def test_duplicate_batch_is_answered_again_and_counted_once(api: Api, line: str) -> None:
+    body = {"batch_id": "gw-7-000123", "windows": windows_json(make_windows(5, 4, WINDOW))}
+    first = api.call("POST", f"/v1/lines/{line}/windows", json=body).json()
+    again = api.call("POST", f"/v1/lines/{line}/windows", json=body).json()
+    assert first == again
+    assert api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"] == 5
+    with api.svc.sessions() as s:
+        assert len(s.scalars(select(IngestBatch)).all()) == 1
+
+
+def test_retrain_conflicts(api: Api, line: str) -> None:
+    e = err(api.call("POST", f"/v1/lines/{line}/retrain"), 409, "not_enough_windows")
+    assert e["details"] == {"windows": 0, "needed": 50}
+    api.call("POST", f"/v1/lines/{line}/windows",
+             json={"windows": windows_json(make_windows(60, 4, WINDOW))})
+    r = api.call("POST", f"/v1/lines/{line}/retrain", json={"reason": "test"})
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    e = err(api.call("POST", f"/v1/lines/{line}/retrain"), 409, "job_in_progress")
+    assert e["details"]["job_id"] == r.json()["job_id"]
+    jobs = api.call("GET", f"/v1/lines/{line}/jobs").json()["jobs"]
+    assert [j["job_id"] for j in jobs] == [r.json()["job_id"]] and jobs[0]["trigger"] == "operator"
+    with api.svc.sessions() as s:
+        actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert actions == ["line.create", "line.retrain"]
+
+
+def test_shape_of_a_line_with_data_is_locked(api: Api, line: str) -> None:
+    api.call("POST", f"/v1/lines/{line}/windows",
+             json={"windows": windows_json(make_windows(2, 4, WINDOW))})
+    err(api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS[:3], "window": WINDOW}),
+        409, "line_shape_locked")
+    r = api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
+                                                  "retrain_interval_s": 3600})
+    assert r.status_code == 200 and r.json()["retrain_interval_s"] == 3600
+
+
+def test_body_too_large(db_url: str) -> None:
+    with TestClient(create_app(settings_for(db_url, max_body_bytes=4096))) as client:
+        small = Api(client, {})
+        small.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW})
+        body = {"windows": windows_json(make_windows(20, 4, WINDOW))}
+        err(small.call("POST", f"/v1/lines/{LINE}/windows", json=body), 413, "body_too_large")
+
+
+def test_missing_values(api: Api, line: str) -> None:
+    x = make_windows(2, 4, WINDOW)
+    x[0, :, :3] = float("nan")  # 75 % missing
+    x[1, 3, 1] = float("nan")
+    r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(x)})
+    assert r.status_code == 200  # warming up: buffered as is, NaN kept as missing

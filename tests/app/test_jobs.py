@@ -1,0 +1,129 @@
+"""The database job queue under contention and failure."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from app import jobs
+from app.db import make_engine, make_sessionmaker, utcnow
+from app.errors import ApiError
+from app.main import create_app
+from app.tables import BufferWindow, Line, TrainingJob
+from models.synthetic import make_windows
+from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
+
+
+def _lines(url: str, n: int):  # type: ignore[no-untyped-def]
+    sessions = make_sessionmaker(make_engine(url))
+    with sessions() as s:
+        for i in range(n):
+            s.add(Line(id=f"l{i}", channels=["a"], window=8, retrain_interval_s=60,
+                       min_windows=20, promotion="auto", target_false_alarm_rate=0.01,
+                       buffer_limit=100, active_version=None, last_trained_at=None))
+        s.commit()
+    return sessions
+
+
+def test_concurrent_claimers_never_claim_a_job_twice(db_url: str) -> None:
+    sessions = _lines(db_url, 12)
+    with sessions() as s:
+        for i in range(12):
+            jobs.enqueue(s, line_id=f"l{i}", trigger="operator")
+    claimed: list[list[str]] = []
+    barrier = threading.Barrier(4)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        got: list[str] = []
+        for _ in range(6):
+            with sessions() as s:
+                got += jobs.claim(s, owner=f"w{k}", lease_s=60, limit=2)
+        claimed.append(got)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flat = [j for got in claimed for j in got]
+    assert len(flat) == len(set(flat)) == 12
+
+
+def test_one_open_job_per_line(db_url: str) -> None:
+    sessions = _lines(db_url, 1)
+    with sessions() as s:
+        first = jobs.enqueue(s, line_id="l0", trigger="operator")
+        with pytest.raises(ApiError) as exc:
+            jobs.enqueue(s, line_id="l0", trigger="schedule")
+        assert exc.value.status == 409 and exc.value.details == {"job_id": first.id}
+
+
+def test_expired_lease_blocks_the_old_owners_finish_and_requeues(db_url: str) -> None:
+    sessions = _lines(db_url, 1)
+    with sessions() as s:
+        job = jobs.enqueue(s, line_id="l0", trigger="operator")
+        assert jobs.claim(s, owner="old", lease_s=60) == [job.id]
+        s.execute(update(TrainingJob).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        s.commit()
+        assert jobs.reap(s, max_attempts=3) == 1
+        assert jobs.claim(s, owner="new", lease_s=60) == [job.id]
+        with pytest.raises(jobs.LeaseLost):
+            jobs.finish(s, job_id=job.id, owner="old", status="succeeded")
+        s.rollback()
+        jobs.finish(s, job_id=job.id, owner="new", status="succeeded")
+        s.commit()
+        assert s.get_one(TrainingJob, job.id).attempts == 2
+
+
+def _warm_line(api: Api, line: str = "crashy") -> None:
+    api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
+                                              "min_windows": 100})
+    api.call("POST", f"/v1/lines/{line}/windows",
+             json={"windows": windows_json(make_windows(150, 4, WINDOW, 0, seed=1))})
+
+
+def test_a_crashing_job_keeps_the_model_serving_and_the_buffer(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    _warm_line(api)
+    api.tick()
+    assert api.call("GET", "/v1/lines/crashy").json()["active_model"]["version"] == 1
+    api.call("POST", "/v1/lines/crashy/windows",
+             json={"windows": windows_json(make_windows(120, 4, WINDOW, 0, seed=2))})
+    with api.svc.sessions() as s:
+        before = set(s.scalars(select(BufferWindow.id)))
+
+    def boom(*a: object, **k: object) -> None:
+        raise RuntimeError("simulated trainer crash")
+
+    monkeypatch.setattr("app.trainer.train_version", boom)
+    job_id = api.call("POST", "/v1/lines/crashy/retrain").json()["job_id"]
+    api.tick()
+    job = api.call("GET", f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed" and "simulated trainer crash" in job["error"]
+    scored = api.call("POST", "/v1/lines/crashy/windows", json={
+        "learn": False, "windows": windows_json(make_windows(2, 4, WINDOW, 0, seed=3))}).json()
+    assert scored["model_version"] == 1 and scored["results"][0]["status"] == "scored"
+    with api.svc.sessions() as s:
+        assert set(s.scalars(select(BufferWindow.id))) == before
+    # the failed job no longer blocks a retry
+    assert api.call("POST", "/v1/lines/crashy/retrain").status_code == 202
+    text = api.client.get("/metrics").text
+    assert 'lifeline_retrains_total{line="crashy",result="failed"} 1.0' in text
+
+
+def test_restart_marks_running_jobs_failed(db_url: str) -> None:
+    settings = settings_for(db_url, instance_name="host-a:1")
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, {})
+        _warm_line(api, "l")
+        job_id = api.call("POST", "/v1/lines/l/retrain").json()["job_id"]
+        with api.svc.sessions() as s:
+            jobs.claim(s, owner="host-a:1", lease_s=600)
+    with TestClient(create_app(settings_for(db_url, instance_name="host-a:2"))) as client:
+        job = Api(client, {}).call("GET", f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed" and "restart" in job["error"]
