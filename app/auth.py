@@ -56,9 +56,10 @@ def ensure_bootstrap_key(session: Session, key: str | None) -> None:
 
 def authenticate(session: Session, authorization: str | None, need: str) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
-        raise ApiError(401, "missing_api_key",
-                       "send 'Authorization: Bearer <api key>'; keys come from 'lifeline keys create'")
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(authorization[7:].strip())))
+        raise ApiError(401, "missing_api_key", "send 'Authorization: Bearer <api key>'; "
+                       "keys come from 'lifeline keys create'")
+    digest = hash_key(authorization[7:].strip())
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if row is None or row.revoked_at is not None:
         raise ApiError(401, "invalid_api_key", "this API key is unknown or revoked")
     if need not in GRANTS[row.role]:

@@ -45,7 +45,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.action == "create":
             row, key = create_key(s, role=args.role, name=args.name or args.role)
             s.commit()
-            print(f"created key {row.id} ({row.role}, {row.name}); store it now, it is not shown again:")
+            print(f"created key {row.id} ({row.role}, {row.name}); "
+                  "store it now, it is not shown again:")
             print(key)
         elif args.action == "list":
             for k in s.scalars(select(ApiKey).order_by(ApiKey.id)):

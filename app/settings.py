@@ -20,14 +20,14 @@ class Settings(BaseSettings):
     bootstrap_operator_key: SecretStr | None = None
 
     scheduler_enabled: bool = True
-    tick_seconds: float = Field(5.0, gt=0, description="how often due lines and queued jobs are checked")
+    tick_seconds: float = Field(5.0, gt=0, description="how often due lines and jobs are checked")
     # A separate process keeps scoring latency flat while a model trains (torch holds the GIL
     # in parts of its Python loop); "thread" is for tests and single-core boxes.
     train_executor: Literal["process", "thread"] = "process"
     train_threads: int = Field(1, ge=1, description="torch threads of a training job")
     train_max_epochs: int = Field(60, ge=1)
     train_seed: int = 0
-    job_lease_s: float = Field(300.0, gt=0, description="a running job not heartbeating for this long is reaped")
+    job_lease_s: float = Field(300.0, gt=0, description="a job silent this long is reaped")
     job_max_attempts: int = Field(3, ge=1)
     instance_name: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 

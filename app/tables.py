@@ -64,7 +64,8 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]]
     reasons: Mapped[list[Any]]
     artifact: Mapped[bytes] = mapped_column(LargeBinary)
-    trained_window_ids: Mapped[bytes] = mapped_column(LargeBinary)  # int64 ids, deleted on activation
+    # int64 ids of the buffer windows that trained it, deleted when it is activated
+    trained_window_ids: Mapped[bytes] = mapped_column(LargeBinary)
     job_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[datetime | None]

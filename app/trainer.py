@@ -113,8 +113,9 @@ class JobRunner:
     def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
         with self.sessions() as s:
             line = s.get_one(Line, line_id, with_for_update=True)
+            status = "candidate" if out.passed else "rejected"
             row = registry.create_version(
-                s, line=line, artifact=out.artifact, status="candidate" if out.passed else "rejected",
+                s, line=line, artifact=out.artifact, status=status,
                 regimes=out.regimes, threshold=out.threshold, metrics=out.metrics,
                 reasons=out.reasons, trained_ids=ids, job_id=job_id)
             deleted = 0

@@ -58,6 +58,10 @@ class TrainConfig:
     gamma: float = 0.5  # consistency KL on replay rows (cross-model regulariser)
     lambda_d: float = 0.3  # discrete mutual-information term
     gamma_l: float = 1.0  # likelihood regulariser on replay rows
+    # Weight of the cross-entropy tying z_d to the regime the scaler bank routed a fresh window
+    # to. Unsupervised, z_d named the regime for only 17-50 % of windows (design note), so
+    # "replay uniform over categories" did not cover old regimes evenly; 0 disables it.
+    alpha_regime: float = 1.0
     # Gumbel-softmax temperature tau = max(exp(-tau_rate * step), tau_min), restarted per student.
     tau_rate: float = 3e-3
     tau_min: float = 0.5

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models.config import TrainConfig, VAEConfig
 from models.detector import Detector
@@ -93,12 +94,13 @@ def _train(
     cfg: TrainConfig, callback: ProgressCallback | None,
 ) -> TrainResult:
     gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
-    xs, mask, _ = bank.standardise(fresh, device=cfg.device)  # [N, C, T]
+    xs, mask, regime = bank.standardise(fresh, device=cfg.device)  # [N, C, T], [N]
     n_val = max(1, int(round(len(xs) * cfg.val_fraction)))
     perm = torch.randperm(len(xs), generator=gen, device=cfg.device)
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     loop = _Loop(student, teacher, cfg, gen)
-    history = loop.run(xs[train_idx], mask[train_idx], xs[val_idx], mask[val_idx], callback)
+    history = loop.run((xs[train_idx], mask[train_idx], regime[train_idx]),
+                       (xs[val_idx], mask[val_idx]), callback)
     student.eval()
     heldout = fresh[val_idx.cpu().numpy()]
     return TrainResult(Detector(student, bank), heldout, history)
@@ -117,18 +119,19 @@ class _Loop:
         self.step = 0
 
     def run(
-        self, x: torch.Tensor, m: torch.Tensor, xv: torch.Tensor, mv: torch.Tensor,
-        callback: ProgressCallback | None,
+        self, train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor], callback: ProgressCallback | None,
     ) -> list[dict[str, float]]:
         cfg, history = self.cfg, []
+        (x, m, r), (xv, mv) = train, val
         n_rep = replay_rows(cfg.batch_size, self.t)
         n_fresh = cfg.batch_size - n_rep
         val_rep = self._replay(max(len(xv), 64) if self.t else 0)
         best, best_state, stale = math.inf, copy.deepcopy(self.student.state_dict()), 0
         for epoch in range(1, cfg.max_epochs + 1):
-            train = self._epoch(x, m, n_fresh, n_rep)
+            losses = self._epoch(x, m, r, n_fresh, n_rep)
             val = self._validate(xv, mv, val_rep)
-            row = {"epoch": float(epoch), **train, "val_loss": val, "tau": self._tau()}
+            row = {"epoch": float(epoch), **losses, "val_loss": val, "tau": self._tau()}
             history.append(row)
             if callback is not None:
                 callback(epoch, row)
@@ -153,7 +156,7 @@ class _Loop:
         return self.teacher.sample(n, noise=self.cfg.replay_noise, generator=self.gen)
 
     def _epoch(
-        self, x: torch.Tensor, m: torch.Tensor, n_fresh: int, n_rep: int
+        self, x: torch.Tensor, m: torch.Tensor, r: torch.Tensor, n_fresh: int, n_rep: int
     ) -> dict[str, float]:
         self.student.train()
         order = torch.randperm(len(x), generator=self.gen, device=x.device)
@@ -166,7 +169,7 @@ class _Loop:
             if k:
                 rep = self._replay(k)
                 xb, mb = torch.cat([xb, rep]), torch.cat([mb, torch.ones_like(rep)])
-            loss, parts = self._loss(xb, mb, len(idx))
+            loss, parts = self._loss(xb, mb, r[idx])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.student.parameters(), 10.0)
@@ -178,17 +181,22 @@ class _Loop:
         return {key: val / max(batches, 1) for key, val in sums.items()}
 
     def _loss(
-        self, x: torch.Tensor, m: torch.Tensor, n_fresh: int
+        self, x: torch.Tensor, m: torch.Tensor, regime: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Per-row loss (design note): NLL + beta KL + lambda_d MI for every row; on replay
-        rows also gamma * consistency KL + gamma_L * NLL of the teacher's reconstruction."""
-        cfg, s = self.cfg, self.student
+        """Per-row loss (design note): NLL + beta KL + lambda_d MI for every row; on fresh
+        rows alpha * cross-entropy of q(z_d|x) against the regime the bank routed it to; on
+        replay rows gamma * consistency KL + gamma_L * NLL of the teacher's reconstruction."""
+        cfg, s, n_fresh = self.cfg, self.student, len(regime)
         out = s(x, m, tau=self._tau())
         nll, kl = elbo_terms(x, m, out)
         _, _, logits_rec = s.encode(out["mean"].detach(), torch.ones_like(m))
         mi = mutual_info_term(out["logits"], logits_rec)
         row = nll + cfg.beta * kl + cfg.lambda_d * mi
         parts = {"nll": nll.mean().item(), "kl": kl.mean().item(), "mi": mi.mean().item()}
+        if cfg.alpha_regime:
+            ce = F.cross_entropy(out["logits"][:n_fresh], regime, reduction="none")
+            row = torch.cat([row[:n_fresh] + cfg.alpha_regime * ce, row[n_fresh:]])
+            parts["regime_ce"] = ce.mean().item()
         if self.teacher is not None and len(x) > n_fresh:
             rep = slice(n_fresh, None)
             with torch.no_grad():

@@ -55,6 +55,6 @@ def windows_json(x: np.ndarray, start_s: int = 0) -> list[dict[str, Any]]:
     out = []
     for i, w in enumerate(x):
         values = [[None if np.isnan(v) else float(v) for v in row] for row in w]
-        out.append({"start": f"2026-11-28T05:{(start_s + i) // 60 % 60:02d}:{(start_s + i) % 60:02d}Z",
-                    "values": values})
+        t = start_s + i
+        out.append({"start": f"2026-11-28T05:{t // 60 % 60:02d}:{t % 60:02d}Z", "values": values})
     return out

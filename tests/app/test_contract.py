@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.auth import create_key
+from app.main import create_app
 from app.tables import AuditEntry, BufferWindow, IngestBatch
 from models.synthetic import make_windows
-from fastapi.testclient import TestClient
-
-from app.main import create_app
 from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
 
 LINE = "line-a"

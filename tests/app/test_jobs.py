@@ -127,3 +127,32 @@ def test_restart_marks_running_jobs_failed(db_url: str) -> None:
     with TestClient(create_app(settings_for(db_url, instance_name="host-a:2"))) as client:
         job = Api(client, {}).call("GET", f"/v1/jobs/{job_id}").json()
     assert job["status"] == "failed" and "restart" in job["error"]
+
+
+def test_training_in_a_spawned_process(db_url: str) -> None:
+    """The default executor: the job's model work runs in a separate process."""
+    if "postgres" in db_url:
+        pytest.skip("the process executor is database-agnostic; once on SQLite is enough")
+    with TestClient(create_app(settings_for(db_url, train_executor="process"))) as client:
+        api = Api(client, {})
+        _warm_line(api, "proc")
+        api.tick()
+        line = api.call("GET", "/v1/lines/proc").json()
+        assert line["state"] == "ready", api.call("GET", "/v1/lines/proc/jobs").json()
+
+
+def test_two_instances_see_each_others_activation(db_url: str) -> None:
+    with TestClient(create_app(settings_for(db_url))) as a, \
+            TestClient(create_app(settings_for(db_url))) as b:
+        api_a, api_b = Api(a, {}), Api(b, {})
+        _warm_line(api_a, "shared")
+        api_a.tick()
+        api_a.call("POST", "/v1/lines/shared/windows",
+                   json={"windows": windows_json(make_windows(120, 4, WINDOW, 0, seed=5))})
+        api_a.call("POST", "/v1/lines/shared/retrain")
+        body = {"learn": False, "windows": windows_json(make_windows(1, 4, WINDOW, 0, seed=6))}
+        assert api_b.call("POST", "/v1/lines/shared/windows", json=body).json()[
+            "model_version"] == 1
+        api_a.tick()  # instance A trains and activates version 2
+        assert api_b.call("POST", "/v1/lines/shared/windows", json=body).json()[
+            "model_version"] == 2

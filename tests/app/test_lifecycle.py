@@ -30,6 +30,10 @@ def trained_ids(api: Api, version: int) -> set[int]:
     return set(np.frombuffer(blob, dtype="<i8").tolist())
 
 
+def models_of(api: Api) -> dict[int, dict]:
+    return {v["version"]: v for v in api.call("GET", f"/v1/lines/{LINE}/models").json()["models"]}
+
+
 def test_line_lifecycle(api: Api) -> None:
     r = api.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW,
                                                   "min_windows": 300})
@@ -68,7 +72,7 @@ def test_line_lifecycle(api: Api) -> None:
     api.tick()
     job = api.call("GET", f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["model_version"] == 2, job
-    versions = {v["version"]: v for v in api.call("GET", f"/v1/lines/{LINE}/models").json()["models"]}
+    versions = models_of(api)
     assert versions[2]["status"] == "active" and versions[2]["parent_version"] == 1
     assert versions[1]["status"] == "retired"
     assert trained_ids(api, 2) == before and not (buffered_ids(api) & before)
@@ -87,7 +91,7 @@ def test_line_lifecycle(api: Api) -> None:
     kept = buffered_ids(api)
     assert api.call("POST", f"/v1/lines/{LINE}/retrain").status_code == 202
     api.tick()
-    versions = {v["version"]: v for v in api.call("GET", f"/v1/lines/{LINE}/models").json()["models"]}
+    versions = models_of(api)
     assert versions[3]["status"] == "candidate" and versions[3]["parent_version"] == 1
     assert api.call("GET", f"/v1/lines/{LINE}").json()["active_model"]["version"] == 1
     assert kept <= buffered_ids(api)  # a candidate deletes nothing

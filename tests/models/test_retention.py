@@ -1,34 +1,44 @@
-"""The product's claim, as a test that can fail: lifelong keeps old regimes, fine-tuning forgets."""
+"""The product's claim, as tests that can fail, on means over 3 seeds: after three regimes
+learned in sequence, what does each strategy's last model do on held-out normal windows of the
+earlier regimes?"""
 
 import numpy as np
 import pytest
 
 from bench.sequence import learn_sequence
-from models import TrainConfig, score
+from models import Detector, TrainConfig, score
 from models.synthetic import make_windows
 
 C, T, FAR = 4, 32, 0.01
-CFG = TrainConfig(max_epochs=25, seed=0)
+SEEDS = (0, 1, 2)
 
 
-def _far_on(det, x: np.ndarray) -> float:
+def _far_on(det: Detector, x: np.ndarray) -> float:
     return float(np.mean(score(det, x).score > det.threshold))
 
 
 @pytest.fixture(scope="module")
-def outcome() -> dict[str, float]:
+def far_old() -> dict[str, float]:
     train = [make_windows(400, C, T, r, seed=100 + r) for r in range(3)]
     held_old = [make_windows(300, C, T, r, seed=200 + r) for r in range(2)]
-    far = {}
+    out = {}
     for strategy in ("lifelong", "finetune", "joint"):
-        last = learn_sequence(strategy, train, CFG, FAR)[-1].detector
-        far[strategy] = float(np.mean([_far_on(last, x) for x in held_old]))
-    return far
+        per_seed = []
+        for seed in SEEDS:
+            last = learn_sequence(strategy, train, TrainConfig(max_epochs=25, seed=seed),
+                                  FAR)[-1].detector
+            per_seed.append(np.mean([_far_on(last, x) for x in held_old]))
+        out[strategy] = float(np.mean(per_seed))
+    return out
 
 
-def test_lifelong_keeps_old_regimes_close_to_joint(outcome: dict[str, float]) -> None:
-    assert outcome["lifelong"] <= max(2.0 * outcome["joint"], outcome["joint"] + 0.03), outcome
+def test_finetune_forgets_and_lifelong_retains(far_old: dict[str, float]) -> None:
+    assert far_old["finetune"] >= 0.5, far_old
+    assert far_old["lifelong"] <= far_old["finetune"] / 3, far_old
 
 
-def test_finetune_forgets_old_regimes(outcome: dict[str, float]) -> None:
-    assert outcome["finetune"] >= outcome["lifelong"] + 0.1, outcome
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (issue 2): lifelong forgets part of the first regime through two stages: "
+    "FAR_old ~0.13 vs joint ~0.02 (3 seeds); strict, so a fix makes this fail until unmarked"))
+def test_lifelong_close_to_joint(far_old: dict[str, float]) -> None:
+    assert far_old["lifelong"] <= max(1.5 * far_old["joint"], far_old["joint"] + 0.02), far_old

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from models import (
-    Detector, TrainConfig, VAEConfig, calibrate, from_bytes, score, to_bytes, train_student,
+    Detector,
+    TrainConfig,
+    VAEConfig,
+    calibrate,
+    from_bytes,
+    score,
+    to_bytes,
+    train_student,
 )
 from models.lifelong import frozen_copy, replay_rows
 from models.preprocessing import check_windows
