@@ -21,7 +21,7 @@ from models.config import TrainConfig, VAEConfig
 from models.detector import Detector
 from models.losses import consistency_term, elbo_terms, gaussian_nll, mutual_info_term
 from models.preprocessing import RegimeBank
-from models.vae import WindowVAE, fork
+from models.vae import WindowVAE, fit_latent_prior, fork
 
 ProgressCallback = Callable[[int, dict[str, float]], None]
 
@@ -101,9 +101,29 @@ def _train(
     loop = _Loop(student, teacher, cfg, gen)
     history = loop.run((xs[train_idx], mask[train_idx], regime[train_idx]),
                        (xs[val_idx], mask[val_idx]), callback)
+    fit_latent_prior(student, _latent_fit_sets(xs, mask, regime, teacher, cfg, gen))
     student.eval()
     heldout = fresh[val_idx.cpu().numpy()]
     return TrainResult(Detector(student, bank), heldout, history)
+
+
+def _latent_fit_sets(
+    xs: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor, teacher: WindowVAE | None,
+    cfg: TrainConfig, gen: torch.Generator,
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Windows per regime to fit the latent prior on: fresh rows where the regime has them,
+    else the teacher's replay of it (old regimes have no raw data left)."""
+    sets: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for k in regime.unique().tolist():
+        sel = regime == k
+        sets[int(k)] = (xs[sel], mask[sel])
+    if teacher is not None:
+        for k in range(teacher.cfg.regimes):
+            if k not in sets:
+                rep = teacher.sample(cfg.replay_eval_per_regime, noise=cfg.replay_noise,
+                                     generator=gen, regime=k)
+                sets[k] = (rep, torch.ones_like(rep))
+    return sets
 
 
 class _Loop:

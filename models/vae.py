@@ -34,6 +34,13 @@ class WindowVAE(nn.Module):
         )
         self.enc_head = nn.Linear(2 * h * self.steps, 2 * cfg.latent_dim + cfg.regimes)
         self.dec_in = nn.Linear(cfg.latent_dim + cfg.regimes, 2 * h * self.steps)
+        # Per-regime aggregate posterior of z_c (mean [K, D], Cholesky factor [K, D, D]): replay
+        # draws z_c from here rather than from N(0, I), whose samples fall in regions the decoder
+        # never learned (the teacher itself scored its prior replay as anomalous). Statistics
+        # of the latent code, never data; N(0, I) until `fit_latent_prior` runs.
+        k, d = cfg.regimes, cfg.latent_dim
+        self.register_buffer("z_mean", torch.zeros(k, d))
+        self.register_buffer("z_chol", torch.eye(d).expand(k, d, d).clone())
         self.dec = nn.Sequential(
             nn.SiLU(),
             nn.ConvTranspose1d(2 * h, h, 4, stride=2, padding=1), nn.GroupNorm(_groups(h), h),
@@ -76,20 +83,43 @@ class WindowVAE(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, n: int, noise: bool = True, generator: torch.Generator | None = None
+        self, n: int, noise: bool = True, generator: torch.Generator | None = None,
+        regime: int | None = None,
     ) -> torch.Tensor:
-        """Replay: n windows [n, C, T] from the prior, z_d uniform over the known regimes.
+        """Replay: n windows [n, C, T], z_d uniform over the known regimes (or `regime`),
+        z_c from that regime's aggregate posterior.
 
         Drawn as mean + std * eps: replaying the decoder mean alone under-states the variance
         of old regimes, and their false alarms rise later (design note).
         """
         dev = next(self.parameters()).device
-        zc = torch.randn(n, self.cfg.latent_dim, generator=generator, device=dev)
-        k = torch.randint(self.cfg.regimes, (n,), generator=generator, device=dev)
+        if regime is None:
+            k = torch.randint(self.cfg.regimes, (n,), generator=generator, device=dev)
+        else:
+            k = torch.full((n,), regime, device=dev, dtype=torch.long)
+        eps = torch.randn(n, self.cfg.latent_dim, 1, generator=generator, device=dev)
+        zc = self.z_mean[k] + (self.z_chol[k] @ eps).squeeze(-1)  # [n, D]
         mean, std = self.decode(zc, F.one_hot(k, self.cfg.regimes).float())
         if not noise:
             return mean
         return mean + std * torch.randn(mean.shape, generator=generator, device=dev)
+
+
+@torch.no_grad()
+def fit_latent_prior(vae: WindowVAE, by_regime: dict[int, tuple[torch.Tensor, torch.Tensor]]
+                     ) -> None:
+    """Set each regime's replay distribution to its aggregate posterior under this encoder:
+    z ~ N(mean of mu, cov of mu + mean posterior variance). by_regime: k -> (xs, mask)."""
+    vae.eval()
+    d = vae.cfg.latent_dim
+    for k, (xs, mask) in by_regime.items():
+        if len(xs) < 2:
+            continue
+        mu, logvar, _ = vae.encode(xs, mask)  # [n, D]
+        cov = torch.cov(mu.T).reshape(d, d) + torch.diag(logvar.exp().mean(0))
+        cov = cov + 1e-4 * torch.eye(d, device=mu.device)
+        vae.z_mean[k] = mu.mean(0)
+        vae.z_chol[k] = torch.linalg.cholesky(cov)
 
 
 def fork(teacher: WindowVAE, cfg: VAEConfig) -> WindowVAE:

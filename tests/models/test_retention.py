@@ -37,8 +37,5 @@ def test_finetune_forgets_and_lifelong_retains(far_old: dict[str, float]) -> Non
     assert far_old["lifelong"] <= far_old["finetune"] / 3, far_old
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (issue 2): lifelong forgets part of the first regime through two stages: "
-    "FAR_old ~0.13 vs joint ~0.02 (3 seeds); strict, so a fix makes this fail until unmarked"))
 def test_lifelong_close_to_joint(far_old: dict[str, float]) -> None:
     assert far_old["lifelong"] <= max(1.5 * far_old["joint"], far_old["joint"] + 0.02), far_old
