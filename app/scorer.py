@@ -3,6 +3,7 @@ group anomalies into events, offer normal windows to the fresh buffer, answer.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,26 +51,54 @@ def to_array(req: ScoreRequest, line: Line) -> np.ndarray:
     return np.array([w.values for w in req.windows], dtype=np.float32)
 
 
-def score_batch(session: Session, *, line_id: str, req: ScoreRequest,
-                ctx: ScoringContext) -> dict[str, Any]:
+def check_array(x: np.ndarray, line: Line) -> np.ndarray:
+    """A binary batch: float [N, T, C] with NaN for missing values, or a 422 saying so."""
+    t, c = line.window, len(line.channels)
+    if x.ndim != 3 or x.shape[1:] != (t, c) or x.shape[0] == 0:
+        raise ApiError(422, "invalid_window_shape",
+                       f"the array has shape {list(x.shape)}; line {line.id!r} needs "
+                       f"[N, {t}, {c}] (windows x steps x channels {line.channels})",
+                       {"shape": list(x.shape), "expected": [None, t, c]})
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ApiError(422, "invalid_dtype", f"array dtype {x.dtype}; send float32 or float64")
+    if np.isinf(x).any():
+        raise ApiError(422, "invalid_values", "the array holds infinities; use NaN for missing")
+    return x.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class Batch:
+    windows: np.ndarray  # [N, T, C] float32, NaN = missing
+    starts: list[datetime | None]
+    batch_id: str | None = None
+    learn: bool = True
+
+
+def from_request(req: ScoreRequest, line: Line) -> Batch:
+    return Batch(to_array(req, line), [w.start for w in req.windows], req.batch_id, req.learn)
+
+
+def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch],
+                size: int, batch_id: str | None, ctx: ScoringContext) -> dict[str, Any]:
+    """`parse` turns the body into a Batch once the line is known (its shape checks need it);
+    `size` and `batch_id` are known before parsing, so a replay is answered unparsed."""
     line = get_line(session, line_id)
-    if req.batch_id is not None:
-        seen = session.get(IngestBatch, (line_id, req.batch_id))
+    if batch_id is not None:
+        seen = session.get(IngestBatch, (line_id, batch_id))
         if seen is not None:
             return seen.response
-    if len(req.windows) > ctx.settings.max_batch_windows:
-        raise ApiError(413, "batch_too_large", f"{len(req.windows)} windows in one batch; "
+    if size > ctx.settings.max_batch_windows:
+        raise ApiError(413, "batch_too_large", f"{size} windows in one batch; "
                        f"send at most {ctx.settings.max_batch_windows}")
-    x = to_array(req, line)
-    starts = [w.start for w in req.windows]
-    version, threshold, results = _score(session, line, x, ctx)
+    batch = parse(line)
+    version, threshold, results = _score(session, line, batch.windows, ctx)
     response = {"line_id": line_id, "model_version": version, "threshold": threshold,
                 "results": results}
     try:
-        _persist(session, line_id, req, x, starts, results, version, response, ctx)
+        _persist(session, line_id, batch, results, version, response, ctx)
     except IntegrityError:  # the same batch_id raced in concurrently: answer as the first
         session.rollback()
-        return session.get_one(IngestBatch, (line_id, req.batch_id)).response
+        return session.get_one(IngestBatch, (line_id, batch_id)).response
     _observe(ctx.metrics, line_id, results)
     return response
 
@@ -98,20 +127,20 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     return version, threshold, results
 
 
-def _persist(session: Session, line_id: str, req: ScoreRequest, x: np.ndarray,
-             starts: list[datetime | None], results: list[dict[str, Any]], version: int | None,
-             response: dict[str, Any], ctx: ScoringContext) -> None:
+def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[str, Any]],
+             version: int | None, response: dict[str, Any], ctx: ScoringContext) -> None:
     """All writes of one batch in one transaction, under the line's row lock."""
     line = session.get_one(Line, line_id, with_for_update=True, populate_existing=True)
     if version is not None:
-        _record_events(session, line, starts, results, version)
-    if req.learn:
+        _record_events(session, line, batch.starts, results, version)
+    if batch.learn:
         # Anomalous and insufficient windows never train a model.
         keep = [r["index"] for r in results if r["status"] == "warming_up"
                 or (r["status"] == "scored" and not r["anomaly"])]
-        buffer.append(session, line, x[keep], [starts[i] for i in keep], ctx.rng)
-    if req.batch_id is not None:
-        session.add(IngestBatch(line_id=line_id, batch_id=req.batch_id, response=response))
+        buffer.append(session, line, batch.windows[keep], [batch.starts[i] for i in keep],
+                      ctx.rng)
+    if batch.batch_id is not None:
+        session.add(IngestBatch(line_id=line_id, batch_id=batch.batch_id, response=response))
     session.commit()
 
 

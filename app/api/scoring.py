@@ -1,21 +1,60 @@
+"""POST windows: JSON (the contract) or a binary .npy array (for high-rate gateways)."""
+
+import io
 import time
 from typing import Any
 
-from fastapi import APIRouter
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from app import scorer
 from app.api.deps import DB, Gateway, Svc
 from app.api.lines import LineId
+from app.errors import ApiError
 from app.schemas.scoring import ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/v1/lines", tags=["scoring"])
+NPY = "application/x-npy"
+_BODY_DOC = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ScoreRequest.model_json_schema()},
+    NPY: {"schema": {"type": "string", "format": "binary",
+                     "description": "numpy .npy of float32 [N, window, channels], NaN = "
+                                    "missing; batch_id and learn as query parameters"}}}}}
 
 
-@router.post("/{line_id}/windows", response_model=ScoreResponse)
-def post_windows(line_id: LineId, req: ScoreRequest, session: DB, _: Gateway,
-                 svc: Svc) -> dict[str, Any]:
-    # A plain `def` route: FastAPI runs it in its threadpool, so torch never blocks the loop.
+@router.post("/{line_id}/windows", response_model=ScoreResponse, openapi_extra=_BODY_DOC)
+async def post_windows(line_id: LineId, request: Request, session: DB, _: Gateway, svc: Svc,
+                       batch_id: str | None = None, learn: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
-    out = scorer.score_batch(session, line_id=line_id, req=req, ctx=svc.scoring)
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith(NPY):
+        x = _load_npy(body)
+        size, parse = len(x), lambda line: scorer.Batch(
+            scorer.check_array(x, line), [None] * len(x), batch_id, learn)
+    else:
+        req = _parse_json(body)
+        size, batch_id = len(req.windows), req.batch_id
+        parse = lambda line: scorer.from_request(req, line)  # noqa: E731
+    # Torch and the database run in the threadpool, never on the event loop.
+    out = await run_in_threadpool(scorer.score_batch, session, line_id=line_id, parse=parse,
+                                  size=size, batch_id=batch_id, ctx=svc.scoring)
     svc.metrics.request_latency.labels(line_id).observe(time.perf_counter() - t0)
     return out
+
+
+def _parse_json(body: bytes) -> ScoreRequest:
+    try:
+        return ScoreRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+def _load_npy(body: bytes) -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(body), allow_pickle=False)  # never unpickle a request
+    except Exception as exc:  # any unreadable body gets the same answer
+        raise ApiError(422, "invalid_npy", f"the body is not a readable .npy array: {exc}; "
+                       "write it with numpy.save (no object arrays)") from None

@@ -144,3 +144,34 @@ def test_missing_values(api: Api, line: str) -> None:
     x[1, 3, 1] = float("nan")
     r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(x)})
     assert r.status_code == 200  # warming up: buffered as is, NaN kept as missing
+
+
+def _npy(x) -> bytes:  # type: ignore[no-untyped-def]
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, x)
+    return buf.getvalue()
+
+
+def test_binary_npy_body(api: Api, line: str) -> None:
+    x = make_windows(7, 4, WINDOW)
+    x[0, 0, 0] = float("nan")
+    r = api.call("POST", f"/v1/lines/{line}/windows?batch_id=bin-1", content=_npy(x),
+                 headers={"Content-Type": "application/x-npy"})
+    assert r.status_code == 200, r.text
+    assert [res["index"] for res in r.json()["results"]] == list(range(7))
+    again = api.call("POST", f"/v1/lines/{line}/windows?batch_id=bin-1", content=_npy(x),
+                     headers={"Content-Type": "application/x-npy"})
+    assert again.json() == r.json()
+    assert api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"] == 7
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", content=_npy(x[:, :, :3]),
+                     headers={"Content-Type": "application/x-npy"}), 422, "invalid_window_shape")
+    assert e["details"]["expected"] == [None, WINDOW, 4]
+    err(api.call("POST", f"/v1/lines/{line}/windows", content=b"not numpy",
+                 headers={"Content-Type": "application/x-npy"}), 422, "invalid_npy")
+    obj = _npy(__import__("numpy").array([{"a": 1}], dtype=object))
+    err(api.call("POST", f"/v1/lines/{line}/windows", content=obj,
+                 headers={"Content-Type": "application/x-npy"}), 422, "invalid_npy")

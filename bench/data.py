@@ -1,0 +1,41 @@
+"""Loaders for the real data in ../shared/data (read-only, never copied into the repo)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SKAB_TRAIN_ROWS = 400  # official outlier-detection protocol: the first 400 rows are training
+TEP_ONSET = 160  # faults are introduced after sample 160 of every dNN_te.dat
+TEP_EXCLUDED = (3, 9, 15)  # practically undetectable; excluded from the mean, as in the papers
+
+
+def skab_files(root: Path = DATA / "skab") -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, values [n, 8], anomaly labels [n]) for every labelled SKAB file, in a fixed order."""
+    out = []
+    for folder in ("valve1", "valve2", "other"):
+        for path in sorted((root / folder).glob("*.csv"), key=lambda p: int(p.stem)):
+            with path.open() as f:
+                rows = list(csv.reader(f, delimiter=";"))
+            head, body = rows[0], rows[1:]
+            meta = ("datetime", "anomaly", "changepoint")
+            cols = [i for i, h in enumerate(head) if h not in meta]
+            x = np.array([[float(r[i]) for i in cols] for r in body], dtype=np.float32)
+            y = np.array([float(r[head.index("anomaly")]) for r in body]) > 0.5
+            out.append((f"{folder}/{path.name}", x, y))
+    return out
+
+
+def tep(name: str, root: Path = DATA / "tep") -> np.ndarray:
+    """A TEP file as rows [n, 52]; d00.dat is stored transposed (52 x 500)."""
+    x = np.loadtxt(root / name, dtype=np.float32)
+    return x.T if x.shape[0] == 52 and x.shape[1] != 52 else x
+
+
+def sliding(x: np.ndarray, window: int) -> np.ndarray:
+    """Windows [n - window + 1, window, C] ending at every row from window - 1 on."""
+    v = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # [n', C, window]
+    return np.ascontiguousarray(v.transpose(0, 2, 1))

@@ -1,0 +1,44 @@
+"""The benchmark's evaluation code, pinned on hand-made examples and the real files' layout."""
+
+import numpy as np
+import pytest
+
+from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
+from bench.detection import Confusion
+
+
+def test_f1_far_mar_on_a_hand_made_example() -> None:
+    c = Confusion()
+    # part 1: 2 TP, 1 FP, 1 FN, 4 TN;  part 2: 1 TP, 0 FP, 1 FN, 2 TN  -> pooled 3/1/2/6
+    c.add(np.array([1, 1, 1, 0, 0, 0, 0, 0]), np.array([1, 1, 0, 1, 0, 0, 0, 0]))
+    c.add(np.array([1, 0, 0, 0]), np.array([1, 1, 0, 0]))
+    assert (c.tp, c.fp, c.fn, c.tn) == (3, 1, 2, 6)
+    assert c.f1 == pytest.approx(2 * 3 / (2 * 3 + 1 + 2))
+    assert c.far == pytest.approx(1 / 7) and c.mar == pytest.approx(2 / 5)
+
+
+def test_sliding_windows_end_at_every_row() -> None:
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    w = sliding(x, 4)
+    assert w.shape == (7, 4, 2)
+    np.testing.assert_array_equal(w[0], x[:4])
+    np.testing.assert_array_equal(w[-1], x[-4:])  # the window scored at the last row
+
+
+needs_data = pytest.mark.skipif(not (DATA / "skab").exists(), reason="../shared/data absent")
+
+
+@needs_data
+def test_skab_split_and_labels() -> None:
+    files = skab_files()
+    assert len(files) == 34  # valve1 16 + valve2 4 + other 14 labelled files
+    name, x, y = next(f for f in files if f[0] == "other/2.csv")
+    assert x.shape[1] == 8 and len(x) == len(y) > SKAB_TRAIN_ROWS
+    assert y[:104].sum() == 0 and y[104]  # the documented early anomaly at row 104
+
+
+@needs_data
+def test_tep_orientation_and_fault_onset() -> None:
+    assert tep("d00.dat").shape == (500, 52)  # stored transposed on disk
+    assert tep("d01_te.dat").shape == (960, 52)
+    assert TEP_ONSET == 160 and len(tep("d01_te.dat")[TEP_ONSET:]) == 800  # rows 161-960
