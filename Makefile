@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: 2.13.0 is the CPU build these machines carry (no CUDA download).
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
-	@rm -f $(VENV)/.installed-*; touch $@
+	@rm -f $(VENV)/.installed-* $(VENV)/.peers; touch $@
 
 run: $(STAMP)  ## the service on SQLite at http://127.0.0.1:8000
 	$(BIN)/lifeline serve
@@ -21,9 +21,15 @@ run: $(STAMP)  ## the service on SQLite at http://127.0.0.1:8000
 test: $(STAMP)  ## every test; PostgreSQL tests skip (saying why) where none answers
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## benchmarks: tables on stdout, JSON under bench/results/
+$(VENV)/.peers: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,bench,peers]"
+	touch $@
+
+bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results/ (~25 min)
 	mkdir -p bench/results
 	$(BIN)/python -m bench.lifelong --json bench/results/lifelong.json
+	$(BIN)/python -m bench.quality --json bench/results/quality.json
+	$(BIN)/python -m bench.throughput --json bench/results/throughput.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check app models bench tests migrations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -54,18 +55,34 @@ def ensure_bootstrap_key(session: Session, key: str | None) -> None:
         session.commit()
 
 
+# Valid keys are remembered this long per process, sparing a query per request; a revocation
+# therefore takes effect within this many seconds on every replica.
+KEY_CACHE_S = 10.0
+_cache: dict[str, tuple[float, Principal]] = {}
+
+
 def authenticate(session: Session, authorization: str | None, need: str) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(401, "missing_api_key", "send 'Authorization: Bearer <api key>'; "
                        "keys come from 'lifeline keys create'")
-    digest = hash_key(authorization[7:].strip())
+    who = _lookup(session, hash_key(authorization[7:].strip()))
+    if need not in GRANTS[who.role]:
+        raise ApiError(403, "forbidden", f"this needs the {need} role; the key has role {who.role}",
+                       {"needed": need, "role": who.role})
+    return who
+
+
+def _lookup(session: Session, digest: str) -> Principal:
+    hit = _cache.get(digest)
+    if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_S:
+        return hit[1]
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if row is None or row.revoked_at is not None:
+        _cache.pop(digest, None)
         raise ApiError(401, "invalid_api_key", "this API key is unknown or revoked")
-    if need not in GRANTS[row.role]:
-        raise ApiError(403, "forbidden", f"this needs the {need} role; the key has role {row.role}",
-                       {"needed": need, "role": row.role})
-    return Principal(row.id, row.name, row.role)
+    who = Principal(row.id, row.name, row.role)
+    _cache[digest] = (time.monotonic(), who)
+    return who
 
 
 def revoke_key(session: Session, key_id: int) -> bool:
@@ -73,4 +90,5 @@ def revoke_key(session: Session, key_id: int) -> bool:
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = utcnow()
+    _cache.pop(row.key_hash, None)  # immediate in this process; others within KEY_CACHE_S
     return True

@@ -18,7 +18,7 @@ import numpy as np
 
 from app import migrate, registry
 from app.auth import create_key
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_sessionmaker, utcnow
 from app.tables import Line
 from models import Detector, to_bytes
 
@@ -35,7 +35,7 @@ def prepare(url: str, det: Detector, lines: list[str], channels: int, window: in
             line = Line(id=name, channels=[f"c{i}" for i in range(channels)], window=window,
                         retrain_interval_s=86_400, min_windows=100, promotion="auto",
                         target_false_alarm_rate=0.01, buffer_limit=20_000, active_version=None,
-                        last_trained_at=None)
+                        last_trained_at=utcnow())  # trained just now: not due
             s.add(line)
             s.flush()
             row = registry.create_version(
@@ -68,7 +68,11 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
         self.proc.terminate()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # a training child can hold it up
+            self.proc.kill()
+            self.proc.wait(10)
 
     @property
     def base(self) -> str:

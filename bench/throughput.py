@@ -117,7 +117,8 @@ def retrain(det: Detector, seconds: float) -> dict[str, Any]:
         one = srv.json_bytes(make_windows(1, 8, 64, 0, seed=4))
         target = f"{s.base}/v1/lines/r0/windows"
         idle = srv.paced(target, one, "application/json", 100, seconds)
-        job = httpx.post(f"{s.base}/v1/lines/r0/retrain", headers=h).json()["job_id"]
+        r = httpx.post(f"{s.base}/v1/lines/r0/retrain", headers=h).json()
+        job = r.get("job_id") or r["error"]["details"]["job_id"]  # or the one already queued
         during: list[float] = []
         while (j := httpx.get(f"{s.base}/v1/jobs/{job}", headers=h).json())["status"] in (
                 "queued", "running"):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,21 @@ class ScoreRequest(BaseModel):
     batch_id: str | None = Field(None, min_length=1, max_length=200)
     learn: bool = True
     windows: list[WindowIn] = Field(min_length=1)
+
+
+class FastWindowIn(BaseModel):
+    """Envelope of a window for the fast path: `values` is checked as one numpy array."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: datetime | None = None
+    values: list[Any]
+
+
+class FastScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str | None = Field(None, min_length=1, max_length=200)
+    learn: bool = True
+    windows: list[FastWindowIn] = Field(min_length=1)
 
 
 class WindowResult(BaseModel):
