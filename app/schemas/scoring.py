@@ -6,19 +6,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class WindowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    start: datetime | None = None
-    values: list[list[float | None]]
-
-
-class ScoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    batch_id: str | None = Field(None, min_length=1, max_length=200)
-    learn: bool = True
-    windows: list[WindowIn] = Field(min_length=1)
-
-
 class FastWindowIn(BaseModel):
     """Envelope of a window for the fast path: `values` is checked as one numpy array."""
 
@@ -32,6 +19,17 @@ class FastScoreRequest(BaseModel):
     batch_id: str | None = Field(None, min_length=1, max_length=200)
     learn: bool = True
     windows: list[FastWindowIn] = Field(min_length=1)
+
+
+class WindowIn(FastWindowIn):
+    values: list[list[float | None]]
+
+
+class ScoreRequest(FastScoreRequest):
+    """The contract's body, element by element: used to name the field when the fast path
+    finds something wrong, and for the OpenAPI schema."""
+
+    windows: list[WindowIn] = Field(min_length=1)  # type: ignore[assignment]
 
 
 class WindowResult(BaseModel):
