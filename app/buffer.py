@@ -43,26 +43,30 @@ def append(
     rng: np.random.Generator,
 ) -> int:
     """Offer windows [N, T, C] to the line's reservoir; returns how many were stored."""
-    stored = count(session, line.id)
-    keep: list[int] = []
-    evict = 0
+    free = max(0, line.buffer_limit - count(session, line.id))
+    direct, replacing = [], []
     for i in range(len(windows)):
         line.buffer_seen += 1
-        if stored + len(keep) < line.buffer_limit:
-            keep.append(i)
+        if len(direct) < free:
+            direct.append(i)
         elif rng.integers(line.buffer_seen) < line.buffer_limit:
-            keep.append(i)
-            evict += 1
+            replacing.append(i)
         else:
             line.buffer_dropped += 1
-    if evict:
-        victims = select(BufferWindow.id).where(BufferWindow.line_id == line.id).order_by(
-            func.random()).limit(evict)
-        session.execute(delete(BufferWindow).where(BufferWindow.id.in_(victims.scalar_subquery())))
-        line.buffer_dropped += evict
-    session.add_all(BufferWindow(line_id=line.id, start=starts[i], values=encode(windows[i]))
-                    for i in keep)
-    return len(keep)
+    rows = [BufferWindow(line_id=line.id, start=starts[i], values=encode(windows[i]))
+            for i in direct + replacing]
+    session.add_all(rows)
+    session.flush()
+    if replacing:  # each replacer evicts a random window already in the reservoir
+        newcomers = [r.id for r in rows[len(direct):]]
+        victims = select(BufferWindow.id).where(
+            BufferWindow.line_id == line.id, BufferWindow.id.not_in(newcomers)).order_by(
+            func.random()).limit(len(replacing))
+        session.execute(delete(BufferWindow).where(
+            BufferWindow.id.in_(victims.scalar_subquery())), execution_options={
+            "synchronize_session": False})
+        line.buffer_dropped += len(replacing)
+    return len(rows)
 
 
 def snapshot(session: Session, line: Line) -> tuple[np.ndarray, np.ndarray]:

@@ -156,3 +156,41 @@ def test_two_instances_see_each_others_activation(db_url: str) -> None:
         api_a.tick()  # instance A trains and activates version 2
         assert api_b.call("POST", "/v1/lines/shared/windows", json=body).json()[
             "model_version"] == 2
+
+
+def test_buffer_is_bounded_by_reservoir_sampling(api: Api) -> None:
+    api.call("PUT", "/v1/lines/small", json={"channels": CHANNELS, "window": WINDOW,
+                                            "min_windows": 20, "buffer_limit": 25})
+    for seed in range(4):
+        api.call("POST", "/v1/lines/small/windows",
+                 json={"windows": windows_json(make_windows(30, 4, WINDOW, 0, seed=seed))})
+    buf = api.call("GET", "/v1/lines/small").json()["buffer"]
+    assert buf["windows"] == 25 and buf["dropped"] == 120 - 25
+    with api.svc.sessions() as s:
+        ids = sorted(s.scalars(select(BufferWindow.id).where(BufferWindow.line_id == "small")))
+    assert ids[-1] > 25 + 30  # later batches replaced some early windows (a uniform sample)
+
+
+def test_a_rejected_student_never_serves(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import models
+
+    _warm_line(api, "gated")
+    api.tick()
+    api.call("POST", "/v1/lines/gated/windows",
+             json={"windows": windows_json(make_windows(120, 4, WINDOW, 0, seed=7))})
+
+    def reject(*a: object, **k: object) -> models.GateReport:
+        return models.GateReport(False, ["forgot earlier regimes: test"], {"retention": 9.0})
+
+    monkeypatch.setattr("models.gate", reject)
+    job_id = api.call("POST", "/v1/lines/gated/retrain").json()["job_id"]
+    api.tick()
+    job = api.call("GET", f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "rejected" and "forgot earlier regimes" in job["error"]
+    versions = api.call("GET", "/v1/lines/gated/models").json()["models"]
+    assert versions[-1]["status"] == "rejected" and versions[-1]["reasons"]
+    assert api.call("GET", "/v1/lines/gated").json()["active_model"]["version"] == 1
+    r = api.call("POST", f"/v1/lines/gated/models/{versions[-1]['version']}/activate")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "version_rejected"
+    text = api.client.get("/metrics").text
+    assert 'lifeline_retrains_total{line="gated",result="rejected"} 1.0' in text
