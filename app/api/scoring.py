@@ -32,7 +32,7 @@ async def post_windows(line_id: LineId, request: Request, session: DB, _: Gatewa
     body = await request.body()
     if request.headers.get("content-type", "").startswith(NPY):
         x = _load_npy(body)
-        size, parse = len(x), lambda line: scorer.Batch(
+        size, parse = (len(x) if x.ndim else 0), lambda line: scorer.Batch(
             scorer.check_array(x, line), [None] * len(x), batch_id, learn)
     else:
         req = _parse_json(body)

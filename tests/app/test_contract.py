@@ -170,6 +170,8 @@ def test_binary_npy_body(api: Api, line: str) -> None:
     e = err(api.call("POST", f"/v1/lines/{line}/windows", content=_npy(x[:, :, :3]),
                      headers={"Content-Type": "application/x-npy"}), 422, "invalid_window_shape")
     assert e["details"]["expected"] == [None, WINDOW, 4]
+    err(api.call("POST", f"/v1/lines/{line}/windows", content=_npy(__import__("numpy").float32(1)),
+                 headers={"Content-Type": "application/x-npy"}), 422, "invalid_window_shape")
     err(api.call("POST", f"/v1/lines/{line}/windows", content=b"not numpy",
                  headers={"Content-Type": "application/x-npy"}), 422, "invalid_npy")
     obj = _npy(__import__("numpy").array([{"a": 1}], dtype=object))
