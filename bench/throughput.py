@@ -105,12 +105,13 @@ def http(det: Detector, seconds: float) -> dict[str, Any]:
     return out
 
 
-def retrain(det: Detector, seconds: float) -> dict[str, Any]:
+def retrain(det: Detector, seconds: float, thousands: int = 10, executor: str = "process"
+            ) -> dict[str, Any]:
     url = srv.temp_sqlite()
     srv.prepare(url, det, ["r0"], 8, 64)
-    with srv.Server(url, 8732, LIFELINE_TRAIN_EXECUTOR="process") as s:
+    with srv.Server(url, 8732, LIFELINE_TRAIN_EXECUTOR=executor) as s:
         h = {"Authorization": f"Bearer {srv.KEY}"}
-        for i in range(10):  # 10,000 normal windows into the buffer
+        for i in range(thousands):  # normal windows into the buffer
             body = srv.npy_bytes(make_windows(1000, 8, 64, 0, seed=100 + i))
             httpx.post(f"{s.base}/v1/lines/r0/windows?learn=true", content=body, timeout=60,
                        headers={**h, "Content-Type": "application/x-npy"}).raise_for_status()
