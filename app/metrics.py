@@ -45,6 +45,11 @@ def _ts(dt: datetime | None) -> float:
     return dt.timestamp() if dt else float("nan")
 
 
+def _as_dt(value: datetime | str | None) -> datetime | None:
+    """SQLite returns aggregates of datetime columns as text; PostgreSQL as datetimes."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 class StateCollector(Collector):
     """Gauges derived from the database at scrape."""
 
@@ -79,16 +84,13 @@ class StateCollector(Collector):
             ModelVersion.status == "active"))}
         for line in s.scalars(select(Line)):
             n, old = buf.get(line.id, (0, None))
-            if isinstance(old, str):  # SQLite returns the aggregate as text
-                old = datetime.fromisoformat(old)
+            old = _as_dt(old)
             age = (now - old.replace(tzinfo=now.tzinfo)).total_seconds() if old else 0.0
             g["lifeline_buffer_windows"].add_metric([line.id], n)
             g["lifeline_buffer_oldest_age_seconds"].add_metric([line.id], age)
             g["lifeline_buffer_dropped_windows"].add_metric([line.id], line.buffer_dropped)
-            last = ok.get(line.id)
-            if isinstance(last, str):
-                last = datetime.fromisoformat(last)
-            g["lifeline_last_successful_retrain_timestamp_seconds"].add_metric([line.id], _ts(last))
+            g["lifeline_last_successful_retrain_timestamp_seconds"].add_metric(
+                [line.id], _ts(_as_dt(ok.get(line.id))))
             v = active.get(line.id)
             if v is None:
                 continue

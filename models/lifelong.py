@@ -173,7 +173,6 @@ class _Loop:
         return max(math.exp(-self.cfg.tau_rate * self.step), self.cfg.tau_min)
 
     def _replay(self, n: int) -> torch.Tensor:
-        assert self.teacher is not None or n == 0
         if n == 0 or self.teacher is None:
             return torch.empty(0)
         return self.teacher.sample(n, noise=self.cfg.replay_noise, generator=self.gen)
