@@ -25,6 +25,19 @@ def gaussian_nll(
     return (0.5 * z.square() + torch.log(std) + _HALF_LOG_2PI) * mask
 
 
+def gaussian_kl(
+    mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor, std_q: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """KL(N(mean_p, std_p^2) || N(mean_q, std_q^2)) per element, zero where masked: [B, C, T].
+
+    On replay rows p is the teacher's decoded Gaussian and q the student's (likelihood
+    regulariser): the expected student NLL of the teacher's distribution, less its entropy."""
+    ratio = (std_p / std_q).square()
+    kl = 0.5 * (ratio + ((mean_p - mean_q) / std_q).square() - 1.0 - ratio.log())
+    return kl * mask
+
+
 def kl_gaussian_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dims: [B, D] -> [B]."""
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(dim=1)

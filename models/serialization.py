@@ -17,7 +17,8 @@ from models.detector import Detector
 from models.preprocessing import RegimeBank
 from models.vae import WindowVAE
 
-FORMAT_VERSION = 1
+# 2: the score dropped its log-std term (models/scoring.py); format-1 thresholds are in other units.
+FORMAT_VERSION = 2
 
 
 def to_bytes(det: Detector) -> bytes:

@@ -8,6 +8,7 @@ from torch.distributions import Categorical, Normal, kl_divergence
 
 from models.losses import (
     consistency_term,
+    gaussian_kl,
     gaussian_nll,
     kl_categorical,
     kl_categorical_uniform,
@@ -26,6 +27,16 @@ def test_gaussian_nll_matches_normal_log_prob_and_masks_missing() -> None:
     want = -Normal(mean, std).log_prob(x) * mask
     torch.testing.assert_close(got, want)
     assert (got[mask == 0] == 0).all()
+
+
+def test_likelihood_regulariser_is_the_kl_of_decoded_gaussians() -> None:
+    torch.manual_seed(3)
+    mp, mq = torch.randn(4, 3, 10), torch.randn(4, 3, 10)
+    sp, sq = torch.rand(4, 3, 10) + 0.1, torch.rand(4, 3, 10) + 0.1
+    mask = (torch.rand(4, 3, 10) > 0.3).float()
+    want = kl_divergence(Normal(mp, sp), Normal(mq, sq)) * mask
+    torch.testing.assert_close(gaussian_kl(mp, sp, mq, sq, mask), want)
+    assert gaussian_kl(mp, sp, mp, sp, mask).abs().max() < 1e-6
 
 
 def test_kl_gaussian_matches_torch_distributions() -> None:

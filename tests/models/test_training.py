@@ -11,6 +11,7 @@ from models import (
     TrainConfig,
     VAEConfig,
     calibrate,
+    calibrate_detector,
     from_bytes,
     score,
     to_bytes,
@@ -138,22 +139,33 @@ def test_pot_threshold_extrapolates_a_known_tail() -> None:
 
 
 def test_replay_from_the_aggregate_posterior_looks_normal_to_its_model() -> None:
-    from models.scoring import score_standardised
+    from models.replay import Replayer
 
     x = make_windows(300, C, T, 0, seed=11)
     res = train_student(x, cfg=TrainConfig(max_epochs=15, seed=0))
-    det = res.detector
+    det = calibrate_detector(res.detector, res.heldout, 0.01)
     assert det.vae.z_mean.abs().sum() > 0  # fitted, not the N(0, I) default
-    gen = torch.Generator().manual_seed(0)
-    rep = det.vae.sample(200, generator=gen)
-    rep_scores = score_standardised(det.vae, rep, torch.ones_like(rep))[0]
-    real = score(det, res.heldout).score
     prior = WindowVAE(det.vae.cfg)
     prior.load_state_dict(det.vae.state_dict())
     prior.z_mean.zero_()
     prior.z_chol.copy_(torch.eye(det.vae.cfg.latent_dim).expand_as(prior.z_chol))
-    prior_rep = prior.sample(200, generator=torch.Generator().manual_seed(0))
-    prior_scores = score_standardised(det.vae, prior_rep, torch.ones_like(prior_rep))[0]
-    # replay scores like real held-out windows, and clearly better than prior samples
-    assert rep_scores.median() < 1.5 * float(np.median(real))
-    assert rep_scores.median() < prior_scores.median()
+    # the share of replay the model itself finds normal, from its latent statistics vs N(0, I)
+    fitted = Replayer(det.vae, det.threshold).fidelity(800, torch.Generator().manual_seed(0))
+    unfitted = Replayer(prior, det.threshold).fidelity(800, torch.Generator().manual_seed(0))
+    assert fitted > 2 * unfitted, (fitted, unfitted)
+
+
+def test_replay_keeps_only_windows_the_teacher_calls_normal(first: Detector) -> None:
+    from models.replay import Replayer
+    from models.scoring import score_standardised
+
+    def teacher_scores(x: torch.Tensor) -> torch.Tensor:
+        return score_standardised(first.vae, x, torch.ones_like(x))[0]
+
+    raw = first.vae.sample(400, generator=torch.Generator().manual_seed(0))
+    median = float(teacher_scores(raw).median())  # a threshold half the raw replay exceeds
+    replayer = Replayer(first.vae, median)
+    rep = replayer.draw(150, torch.Generator().manual_seed(1), regime=0)
+    assert rep.shape == (150, C, T)
+    assert (teacher_scores(rep) <= median).all()
+    assert 0.3 < replayer.fidelity(400, torch.Generator().manual_seed(2)) < 0.7
