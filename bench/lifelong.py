@@ -1,84 +1,161 @@
 """Lifelong benchmark: regimes learned in sequence, every strategy and ablation side by side.
 
-    python -m bench.lifelong [--seeds 3] [--json PATH]
+    python -m bench.lifelong [--seeds 3] [--data synthetic,skab] [--json PATH]
 
-Synthetic plant (models/synthetic.py): 4 regimes with their own set-points and dynamics, learned
-one after another. After the last stage each strategy's model is judged on held-out normal
-windows (false-alarm rate at its label-free threshold) and on the same windows with a step fault
-on one channel (AUROC), for the earlier regimes (old) and the last one (new). Means over seeds.
+Two sequences of four regimes, each regime declared new when it arrives:
+- synthetic (models/synthetic.py): 4 regimes with their own set-points and dynamics; held-out
+  normal windows per regime, and the same windows with a 4-sigma step fault on one channel.
+- skab (../shared/data/skab): the test rig's four recording campaigns in the order they were
+  recorded, which run at two operating points (pump flow ~125 vs ~32 L/min): the anomaly-free
+  run, then valve1, other, valve2. Training = the first 70 % of the anomaly-free run, or the
+  first 400 rows of every file of a campaign (the official protocol's training part); normal test
+  windows = the rest of that run or those files' windows that contain no labelled anomaly;
+  anomalous windows = those ending on a labelled anomaly row (the anomaly-free run has none, so
+  it counts in far_old but not in auroc_old).
+After every stage each strategy's model is judged on the earlier regimes (old) and the current
+one (new): false-alarm rate at its label-free threshold, and AUROC normal vs anomalous windows.
+Means over seeds; the first table is after the last stage, the second far_old after each stage.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.data import DATA, SKAB_TRAIN_ROWS, skab_files, sliding
 from bench.metrics import auroc
 from bench.sequence import learn_sequence
 from models import STRATEGIES, Detector, TrainConfig, score
 from models.synthetic import inject_fault, make_windows
 
-C, T, N_TRAIN, N_TEST, REGIMES, FAR = 8, 32, 400, 200, 4, 0.01
+FAR = 0.01
+SYN_C, SYN_T, SYN_TRAIN, SYN_TEST, SYN_REGIMES = 8, 32, 400, 200, 4
+SKAB_WINDOW, SKAB_STRIDE = 32, 4  # every 4th window: neighbours overlap by 31 of 32 rows anyway
+SKAB_CAMPAIGNS = ("anomaly-free", "valve1", "other", "valve2")
 
 
-def _judge(det: Detector, regime: int, seed: int) -> tuple[float, float]:
-    normal = make_windows(N_TEST, C, T, regime, seed=5000 + 10 * seed + regime)
-    faulty = inject_fault(normal, channel=(regime + seed) % C, magnitude=4.0, regime=regime)
-    s_n, s_f = score(det, normal).score, score(det, faulty).score
-    return float(np.mean(s_n > det.threshold)), auroc(s_n, s_f)
+@dataclass(frozen=True)
+class Regime:
+    train: np.ndarray  # [n, T, C] normal windows
+    normal: np.ndarray  # held-out normal windows
+    anomalous: np.ndarray | None  # windows with a fault, None where the data have none
 
 
-def run(seeds: int, epochs: int) -> dict[str, dict[str, float]]:
-    table: dict[str, list[dict[str, float]]] = {s: [] for s in STRATEGIES}
+def synthetic(seed: int) -> list[Regime]:
+    out = []
+    for r in range(SYN_REGIMES):
+        normal = make_windows(SYN_TEST, SYN_C, SYN_T, r, seed=5000 + 10 * seed + r)
+        out.append(Regime(
+            make_windows(SYN_TRAIN, SYN_C, SYN_T, r, seed=1000 * seed + r), normal,
+            inject_fault(normal, channel=(r + seed) % SYN_C, magnitude=4.0, regime=r)))
+    return out
+
+
+def _every(x: np.ndarray) -> np.ndarray:
+    return x[::SKAB_STRIDE]
+
+
+def skab(seed: int) -> list[Regime]:
+    """The same four campaigns for every seed (real data); seeds vary the training only."""
+    del seed
+    with (DATA / "skab" / "anomaly-free" / "anomaly-free.csv").open() as f:
+        rows = list(csv.reader(f, delimiter=";"))[1:]
+    free = np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32)
+    cut = int(0.7 * len(free))
+    out = [Regime(_every(sliding(free[:cut], SKAB_WINDOW)),
+                  _every(sliding(free[cut:], SKAB_WINDOW)), None)]
+    files = skab_files()
+    for campaign in SKAB_CAMPAIGNS[1:]:
+        train, normal, anomalous = [], [], []
+        for name, x, y in files:
+            if not name.startswith(campaign + "/"):
+                continue
+            train.append(sliding(x[:SKAB_TRAIN_ROWS], SKAB_WINDOW))
+            test = sliding(x[SKAB_TRAIN_ROWS - SKAB_WINDOW + 1 :], SKAB_WINDOW)
+            labels = sliding(y[SKAB_TRAIN_ROWS - SKAB_WINDOW + 1 :, None], SKAB_WINDOW)[:, :, 0]
+            normal.append(test[~labels.any(axis=1)])
+            anomalous.append(test[labels[:, -1]])
+        out.append(Regime(*(_every(np.concatenate(p)) for p in (train, normal, anomalous))))
+    return out
+
+
+SEQUENCES = {"synthetic": synthetic, "skab": skab}
+
+
+def _judge(det: Detector, regime: Regime) -> tuple[float, float]:
+    s_n = score(det, regime.normal).score
+    far = float(np.mean(s_n > det.threshold))
+    if regime.anomalous is None:
+        return far, float("nan")
+    return far, auroc(s_n, score(det, regime.anomalous).score)
+
+
+def run(data: str, seeds: int, epochs: int) -> dict:
+    rows: dict[str, list[dict]] = {s: [] for s in STRATEGIES}
     kept = 0
     for seed in range(seeds):
-        train = [make_windows(N_TRAIN, C, T, r, seed=1000 * seed + r) for r in range(REGIMES)]
+        regimes = SEQUENCES[data](seed)
         for strategy in STRATEGIES:
-            stages = learn_sequence(strategy, train, TrainConfig(max_epochs=epochs, seed=seed),
-                                    FAR)
-            last = stages[-1].detector
-            old = [_judge(last, r, seed) for r in range(REGIMES - 1)]
-            far_new, auc_new = _judge(last, REGIMES - 1, seed)
-            table[strategy].append({
+            stages = learn_sequence(strategy, [r.train for r in regimes],
+                                    TrainConfig(max_epochs=epochs, seed=seed), FAR)
+            by_stage = [[_judge(st.detector, r) for r in regimes[: i + 1]]
+                        for i, st in enumerate(stages)]
+            old, (far_new, auc_new) = by_stage[-1][:-1], by_stage[-1][-1]
+            rows[strategy].append({
                 "far_old": float(np.mean([o[0] for o in old])), "far_new": far_new,
-                "auroc_old": float(np.mean([o[1] for o in old])), "auroc_new": auc_new,
-                "train_s": sum(s.train_s for s in stages)})
+                "auroc_old": float(np.nanmean([o[1] for o in old])), "auroc_new": auc_new,
+                "train_s": sum(s.train_s for s in stages),
+                "far_old_by_stage": [float(np.mean([o[0] for o in j[:-1]])) for j in by_stage[1:]],
+            })
             if strategy == "lifelong":
                 kept = stages[-1].raw_windows_kept
-            print(f"  seed {seed} {strategy:16s} " + " ".join(
-                f"{k}={v:.3f}" for k, v in table[strategy][-1].items()), flush=True)
-    means = {s: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-             for s, rows in table.items()}
-    means["_raw_windows_kept"] = {"lifelong": float(kept)}
-    return means
+            print(f"  {data} seed {seed} {strategy:16s} " + " ".join(
+                f"{k}={v:.3f}" for k, v in rows[strategy][-1].items() if k != "far_old_by_stage"),
+                flush=True)
+    means = {s: {k: np.mean([r[k] for r in rs], axis=0).tolist() for k in rs[0]}
+             for s, rs in rows.items()}
+    return {"strategies": means, "raw_windows_kept": kept}
+
+
+def print_tables(data: str, result: dict, seeds: int, seconds: float) -> None:
+    print(f"\n{data}: 4 regimes in sequence, target FAR {FAR}, mean of {seeds} seeds, "
+          f"{seconds:.0f} s\n")
+    print("| strategy | far_old | far_new | auroc_old | auroc_new | train_s |")
+    print("|---|---|---|---|---|---|")
+    for s, m in result["strategies"].items():
+        print(f"| {s} | {m['far_old']:.3f} | {m['far_new']:.3f} | {m['auroc_old']:.3f} | "
+              f"{m['auroc_new']:.3f} | {m['train_s']:.1f} |")
+    print("\n| far_old after stage | 2 | 3 | 4 |\n|---|---|---|---|")
+    for s, m in result["strategies"].items():
+        print(f"| {s} | " + " | ".join(f"{v:.3f}" for v in m["far_old_by_stage"]) + " |")
+    print(f"\nraw windows kept by lifelong at the end: {result['raw_windows_kept']}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--data", default=",".join(SEQUENCES))
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     torch.set_num_threads(2)
-    t0 = time.perf_counter()
-    means = run(a.seeds, a.epochs)
-    kept = int(means.pop("_raw_windows_kept")["lifelong"])
-    print(f"\nsynthetic, {REGIMES} regimes, C={C} T={T}, {N_TRAIN} windows/regime, "
-          f"target FAR {FAR}, mean of {a.seeds} seeds, {time.perf_counter() - t0:.0f} s\n")
-    print("| strategy | far_old | far_new | auroc_old | auroc_new | train_s |")
-    print("|---|---|---|---|---|---|")
-    for s, m in means.items():
-        print(f"| {s} | {m['far_old']:.3f} | {m['far_new']:.3f} | {m['auroc_old']:.3f} | "
-              f"{m['auroc_new']:.3f} | {m['train_s']:.1f} |")
-    print(f"\nraw windows kept by lifelong at the end: {kept}")
+    out: dict = {}
+    for data in a.data.split(","):
+        t0 = time.perf_counter()
+        result = run(data, a.seeds, a.epochs)
+        print_tables(data, result, a.seeds, time.perf_counter() - t0)
+        # the synthetic sequence's figures sit at the top level, the real data's under its name
+        out.update(result) if data == "synthetic" else out.update({data: result})
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"strategies": means, "raw_windows_kept": kept}, indent=2))
+        a.json.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
