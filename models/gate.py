@@ -14,7 +14,7 @@ import numpy as np
 
 from models.detector import Detector
 from models.replay import replay_windows
-from models.scoring import score, score_standardised
+from models.scoring import excess_nll, excess_nll_standardised, score, score_standardised
 
 # Student may score the teacher's replay at most this much worse on average than the teacher.
 MAX_RETENTION_RATIO = 1.5
@@ -37,12 +37,12 @@ def gate(
     s = score(student, heldout).score
     m: dict[str, float] = {
         "heldout_windows": float(len(s)),
-        "fit_student": float(np.mean(s)),
+        "fit_student": float(np.mean(excess_nll(student, heldout))),
         "false_alarm_rate": float(np.mean(s > student.threshold)),
         "threshold": student.threshold,
     }
     reasons: list[str] = []
-    if not (np.isfinite(s).all() and math.isfinite(student.threshold)):
+    if not (np.isfinite(s).all() and math.isfinite(student.threshold + m["fit_student"])):
         reasons.append("training diverged: the new model gives non-finite scores")
         return GateReport(False, reasons, m)
     limit = max(3 * target_far, 3 / max(len(s), 1))
@@ -61,13 +61,14 @@ def _compare(
     m: dict[str, float], new_regime: bool, per_regime: int, seed: int,
 ) -> list[str]:
     reasons: list[str] = []
-    m["fit_teacher"] = float(np.mean(score(teacher, heldout).score))
+    m["fit_teacher"] = float(np.mean(excess_nll(teacher, heldout)))
     xs, mask, m["replay_fidelity"] = replay_windows(teacher, per_regime, seed)
     dev = next(student.vae.parameters()).device
-    rep_s = score_standardised(student.vae, xs.to(dev), mask.to(dev))[0].cpu().numpy()
-    rep_t = score_standardised(teacher.vae, xs, mask)[0].cpu().numpy()
+    rep_s = excess_nll_standardised(student.vae, xs.to(dev), mask.to(dev)).cpu().numpy()
+    rep_t = excess_nll_standardised(teacher.vae, xs, mask).cpu().numpy()
     m["retention"] = float(np.mean(rep_s) / max(np.mean(rep_t), 1e-9))
-    m["replay_false_alarm_rate"] = float(np.mean(rep_s > student.threshold))
+    rep_score = score_standardised(student.vae, xs.to(dev), mask.to(dev))[0].cpu().numpy()
+    m["replay_false_alarm_rate"] = float(np.mean(rep_score > student.threshold))
     if m["retention"] > MAX_RETENTION_RATIO:
         reasons.append(
             f"forgot earlier regimes: it explains windows of the regimes it already knew "
@@ -76,7 +77,7 @@ def _compare(
         )
     if not new_regime and m["fit_student"] > MAX_FIT_RATIO * m["fit_teacher"]:
         reasons.append(
-            f"fits the fresh data worse than the model in service (mean score "
-            f"{m['fit_student']:.1f} vs {m['fit_teacher']:.1f})"
+            f"fits the fresh data worse than the model in service (mean misfit "
+            f"{m['fit_student']:.1f} vs {m['fit_teacher']:.1f}, allowed {MAX_FIT_RATIO}x)"
         )
     return reasons

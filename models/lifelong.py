@@ -25,6 +25,7 @@ from models.replay import Replayer
 from models.vae import WindowVAE, fit_latent_prior, fork
 
 ProgressCallback = Callable[[int, dict[str, float]], None]
+_MAX_VAL_WINDOWS = 1024
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class _Loop:
         self.t = self.teacher.cfg.regimes if self.teacher is not None else 0
         self.opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)  # fresh optimizer
         self.step = 0
+        self._order, self._pos = torch.empty(0, dtype=torch.long), 0
 
     def run(
         self, train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -151,12 +153,15 @@ class _Loop:
     ) -> list[dict[str, float]]:
         cfg, history = self.cfg, []
         (x, m, r), (xv, mv) = train, val
+        step = max(1, len(xv) // _MAX_VAL_WINDOWS)  # a stable estimate needs ~1k windows, not all
+        xv, mv = xv[::step], mv[::step]
         n_rep = replay_rows(cfg.batch_size, self.t)
         n_fresh = cfg.batch_size - n_rep
         val_rep = self._replay(max(len(xv), 64) if self.t else 0)
         best, best_state, stale = math.inf, copy.deepcopy(self.student.state_dict()), 0
         for epoch in range(1, cfg.max_epochs + 1):
-            losses = self._epoch(x, m, r, n_fresh, n_rep)
+            idx = self._next_rows(len(x), x.device)
+            losses = self._epoch(x[idx], m[idx], r[idx], n_fresh, n_rep)
             val = self._validate(xv, mv, val_rep)
             row = {"epoch": float(epoch), **losses, "val_loss": val, "tau": self._tau()}
             history.append(row)
@@ -173,6 +178,19 @@ class _Loop:
         self.student.load_state_dict(best_state)
         return history
 
+    def _next_rows(self, n: int, device: torch.device) -> torch.Tensor:
+        """The next epoch's fresh rows, shuffled: all n when n <= cfg.epoch_windows, else the
+        next epoch_windows of a shuffled pass that carries over from epoch to epoch."""
+        need, parts = min(n, self.cfg.epoch_windows), []
+        while need:
+            if self._pos >= len(self._order):
+                self._order = torch.randperm(n, generator=self.gen, device=device)
+                self._pos = 0
+            take = self._order[self._pos : self._pos + need]
+            self._pos, need = self._pos + len(take), need - len(take)
+            parts.append(take)
+        return torch.cat(parts)
+
     def _tau(self) -> float:
         return max(math.exp(-self.cfg.tau_rate * self.step), self.cfg.tau_min)
 
@@ -184,8 +202,8 @@ class _Loop:
     def _epoch(
         self, x: torch.Tensor, m: torch.Tensor, r: torch.Tensor, n_fresh: int, n_rep: int
     ) -> dict[str, float]:
+        """One pass over x (already shuffled), each minibatch topped up with replay."""
         self.student.train()
-        order = torch.randperm(len(x), generator=self.gen, device=x.device)
         starts = range(0, len(x), n_fresh)
         # replay rows per batch, keeping the t/(t+1) mix in the short last batch too
         ks = [min(n_fresh, len(x) - i) * n_rep // n_fresh for i in starts]
@@ -194,7 +212,7 @@ class _Loop:
         sums: dict[str, float] = {}
         batches = 0
         for i, rep in zip(starts, replay, strict=True):
-            idx = order[i : i + n_fresh]
+            idx = slice(i, i + n_fresh)
             xb, mb = x[idx], m[idx]
             if rep is not None and len(rep):
                 xb, mb = torch.cat([xb, rep]), torch.cat([mb, torch.ones_like(rep)])
