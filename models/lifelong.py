@@ -2,8 +2,9 @@
 
 Mixing (reference code): with t regimes known to the teacher, each minibatch of B rows holds
 floor(B t / (t + 1)) replayed rows and the rest fresh rows, so every known regime and the new data
-weigh the same. Unlike the reference code, every fresh row is used every epoch (as many replay rows
-are generated as the mix requires) and the teacher stays in eval mode without gradients.
+weigh the same. Unlike the reference code, every fresh row is used in every pass over the buffer
+(as many replay rows are generated as the mix requires; a pass over a big buffer spans several
+epochs of cfg.epoch_windows rows) and the teacher stays in eval mode without gradients.
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ def frozen_copy(vae: WindowVAE, device: str) -> WindowVAE:
     return teacher
 
 
+@torch.no_grad()
+def shrink_perturb(student: WindowVAE, shrink: float) -> WindowVAE:
+    """weights <- shrink * warm-started weights + (1 - shrink) * a fresh random init.
+
+    "Shrink and perturb" (Ash & Adams, "On Warm-Starting Neural Network Training", 2020), for
+    a plainly warm-started student that sometimes cannot learn the new regime (synthetic seed 4:
+    AUROC 0.62 on it, 0.64 even with 60 epochs). Off by default; see TrainConfig.warm_shrink."""
+    if shrink < 1.0:
+        init = WindowVAE(student.cfg).to(next(student.parameters()).device)
+        for w, w0 in zip(student.parameters(), init.parameters(), strict=True):
+            w.mul_(shrink).add_(w0, alpha=1.0 - shrink)
+    return student
+
+
 def train_student(
     fresh: np.ndarray,
     teacher: Detector | None = None,
@@ -68,7 +83,7 @@ def train_student(
     else:
         bank, vcfg = teacher.bank, teacher.vae.cfg
     if teacher is not None and cfg.warm_start:
-        student = fork(teacher.vae, vcfg).to(cfg.device)
+        student = shrink_perturb(fork(teacher.vae, vcfg).to(cfg.device), cfg.warm_shrink)
     else:
         student = WindowVAE(vcfg).to(cfg.device)
     replay = None

@@ -51,6 +51,24 @@ def test_fork_copies_matching_weights_and_keeps_old_categories() -> None:
     torch.testing.assert_close(ss["dec_in.weight"][:, : cfg.latent_dim + 2], ts["dec_in.weight"])
 
 
+def test_shrink_perturb_mixes_the_warm_start_with_a_fresh_init() -> None:
+    from models.lifelong import shrink_perturb
+
+    torch.manual_seed(0)
+    teacher = WindowVAE(VAEConfig(C, T))
+    warm = fork(teacher, teacher.cfg)
+    torch.manual_seed(1)
+    init = WindowVAE(teacher.cfg)
+    student = fork(teacher, teacher.cfg)
+    torch.manual_seed(1)  # shrink_perturb draws the same fresh init
+    mixed = shrink_perturb(student, 0.25)
+    for w, w_warm, w0 in zip(mixed.parameters(), warm.parameters(), init.parameters(), strict=True):
+        torch.testing.assert_close(w, 0.25 * w_warm + 0.75 * w0)
+    same = shrink_perturb(fork(teacher, teacher.cfg), 1.0)
+    for w, w_warm in zip(same.parameters(), warm.parameters(), strict=True):
+        torch.testing.assert_close(w, w_warm)
+
+
 def test_teacher_stays_frozen(first: Detector) -> None:
     before = {k: v.clone() for k, v in first.vae.state_dict().items()}
     train_student(make_windows(100, C, T, 0, seed=2), first, FAST)
