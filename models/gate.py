@@ -14,7 +14,12 @@ import numpy as np
 
 from models.detector import Detector
 from models.replay import replay_windows
-from models.scoring import excess_nll, excess_nll_standardised, score, score_standardised
+from models.scoring import (
+    excess_nll,
+    excess_nll_standardised,
+    score,
+    score_and_excess_nll_standardised,
+)
 
 # Student may score the teacher's replay at most this much worse on average than the teacher.
 MAX_RETENTION_RATIO = 1.5
@@ -64,10 +69,11 @@ def _compare(
     m["fit_teacher"] = float(np.mean(excess_nll(teacher, heldout)))
     xs, mask, m["replay_fidelity"] = replay_windows(teacher, per_regime, seed)
     dev = next(student.vae.parameters()).device
-    rep_s = excess_nll_standardised(student.vae, xs.to(dev), mask.to(dev)).cpu().numpy()
+    rep_score, rep_s = (
+        t.cpu().numpy() for t in score_and_excess_nll_standardised(student.vae, xs.to(dev),
+                                                                   mask.to(dev)))
     rep_t = excess_nll_standardised(teacher.vae, xs, mask).cpu().numpy()
     m["retention"] = float(np.mean(rep_s) / max(np.mean(rep_t), 1e-9))
-    rep_score = score_standardised(student.vae, xs.to(dev), mask.to(dev))[0].cpu().numpy()
     m["replay_false_alarm_rate"] = float(np.mean(rep_score > student.threshold))
     if m["retention"] > MAX_RETENTION_RATIO:
         reasons.append(

@@ -32,18 +32,31 @@ class Scores:
     observed: np.ndarray  # [N] fraction of values present
 
 
+def _residual_energy(
+    vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward: 0.5 z^2 per observed element [N, C, T], the decoded std [N, C, T] and the
+    missing-value rescale [N] that keeps windows with gaps comparable to full ones."""
+    out = vae(xs, mask)
+    z = (xs - out["mean"]) / out["std"]
+    scale = mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
+    return 0.5 * z.square() * mask, out["std"], scale
+
+
+def _excess(vae: WindowVAE, energy: torch.Tensor, std: torch.Tensor, mask: torch.Tensor,
+            scale: torch.Tensor) -> torch.Tensor:
+    log_excess = torch.log(std / vae.cfg.min_std) * mask
+    return (energy + log_excess).sum(dim=(1, 2)) * scale
+
+
 @torch.inference_mode()
 def score_standardised(
     vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """xs, mask [N, C, T] -> score [N], per-channel score [N, C]."""
-    out = vae(xs, mask)
-    z = (xs - out["mean"]) / out["std"]
-    elem = 0.5 * z.square() * mask  # [N, C, T]
-    per_channel = elem.sum(dim=2)  # [N, C]
-    observed = mask.sum(dim=(1, 2)).clamp_min(1.0)
-    scale = mask[0].numel() / observed  # [N]
-    return per_channel.sum(dim=1) * scale, per_channel * scale[:, None]
+    energy, _, scale = _residual_energy(vae, xs, mask)
+    per_channel = energy.sum(dim=2) * scale[:, None]  # [N, C]
+    return per_channel.sum(dim=1), per_channel
 
 
 @torch.inference_mode()
@@ -55,10 +68,17 @@ def excess_nll_standardised(vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor
     rule; the anomaly score alone is not: it drops log(std), so an over-wide std would look
     like a better fit (an under-trained teacher "fitted" fresh data 33 % better than its
     converged student by the score)."""
-    out = vae(xs, mask)
-    z = (xs - out["mean"]) / out["std"]
-    elem = (0.5 * z.square() + torch.log(out["std"] / vae.cfg.min_std)) * mask  # [N, C, T]
-    return elem.sum(dim=(1, 2)) * mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
+    energy, std, scale = _residual_energy(vae, xs, mask)
+    return _excess(vae, energy, std, mask, scale)
+
+
+@torch.inference_mode()
+def score_and_excess_nll_standardised(
+    vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """xs, mask [N, C, T] -> (score [N], excess NLL [N]) from one forward pass."""
+    energy, std, scale = _residual_energy(vae, xs, mask)
+    return energy.sum(dim=(1, 2)) * scale, _excess(vae, energy, std, mask, scale)
 
 
 @torch.inference_mode()
