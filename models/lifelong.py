@@ -253,7 +253,7 @@ class _Loop:
         first regime higher at every stage. The KL matches mean and std alike."""
         cfg, s, n_fresh = self.cfg, self.student, len(regime)
         out = s(x, m, tau=self._tau())
-        nll, kl = elbo_terms(x, m, out)
+        nll, kl = elbo_terms(x, m, out, beta_nll=cfg.beta_nll)
         _, _, logits_rec = s.encode(out["mean"].detach(), torch.ones_like(m))
         mi = mutual_info_term(out["logits"], logits_rec)
         row = nll + cfg.beta * kl + cfg.lambda_d * mi

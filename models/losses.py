@@ -65,13 +65,21 @@ def pad_probs(p: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def elbo_terms(
-    x: torch.Tensor, mask: torch.Tensor, out: dict[str, torch.Tensor]
+    x: torch.Tensor, mask: torch.Tensor, out: dict[str, torch.Tensor], *, beta_nll: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The negative ELBO's two parts per window (eq. 1): NLL and KL(q(z|x) || p(z)).
 
-    The KL of z = [z_c, z_d] factorises into the Gaussian and the categorical KL.
+    The KL of z = [z_c, z_d] factorises into the Gaussian and the categorical KL. beta_nll > 0
+    weighs each element's NLL by stop_grad(std^(2 beta)) (Seitzer et al., "On the Pitfalls of
+    Heteroscedastic Uncertainty Estimation with Probabilistic Neural Networks", ICLR 2022, eq. 4):
+    the plain NLL's gradient on the mean is (x - mean) / std^2, so a decoder that explains a new
+    regime with a wide std stops learning its mean; the weight keeps that gradient alive. For
+    training only: the value is no longer a likelihood.
     """
-    nll = gaussian_nll(x, out["mean"], out["std"], mask).sum(dim=(1, 2))
+    nll_elem = gaussian_nll(x, out["mean"], out["std"], mask)  # [B, C, T]
+    if beta_nll:
+        nll_elem = nll_elem * out["std"].detach().pow(2.0 * beta_nll)
+    nll = nll_elem.sum(dim=(1, 2))
     kl = kl_gaussian_std_normal(out["mu"], out["logvar"]) + kl_categorical_uniform(out["logits"])
     return nll, kl
 

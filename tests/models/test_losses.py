@@ -8,6 +8,7 @@ from torch.distributions import Categorical, Normal, kl_divergence
 
 from models.losses import (
     consistency_term,
+    elbo_terms,
     gaussian_kl,
     gaussian_nll,
     kl_categorical,
@@ -27,6 +28,31 @@ def test_gaussian_nll_matches_normal_log_prob_and_masks_missing() -> None:
     want = -Normal(mean, std).log_prob(x) * mask
     torch.testing.assert_close(got, want)
     assert (got[mask == 0] == 0).all()
+
+
+def test_beta_nll_weighs_each_element_by_its_detached_std() -> None:
+    """Seitzer et al. 2022: value sum std^(2 beta) * NLL; at beta = 1 the mean's gradient is
+    the plain residual, whatever the std (the plain NLL divides it by std^2)."""
+    torch.manual_seed(5)
+    x = torch.randn(3, 2, 8)
+    mask = (torch.rand(3, 2, 8) > 0.2).float()
+    std = (torch.rand(3, 2, 8) + 0.1).requires_grad_()
+    out = {"mean": torch.randn(3, 2, 8, requires_grad=True), "std": std,
+           "mu": torch.randn(3, 4), "logvar": torch.randn(3, 4), "logits": torch.randn(3, 2)}
+    plain, kl = elbo_terms(x, mask, out)
+    for beta in (0.5, 1.0):
+        nll, kl_b = elbo_terms(x, mask, out, beta_nll=beta)
+        weight = std.detach().pow(2 * beta)
+        want = (weight * gaussian_nll(x, out["mean"], std, mask)).sum(dim=(1, 2))
+        torch.testing.assert_close(nll, want)
+        torch.testing.assert_close(kl_b, kl)
+    r, s = x - out["mean"].detach(), std.detach()
+    grad, grad_std = torch.autograd.grad(elbo_terms(x, mask, out, beta_nll=1.0)[0].sum(),
+                                         [out["mean"], std])
+    torch.testing.assert_close(grad, -r * mask)
+    torch.testing.assert_close(grad_std, (s - r.square() / s) * mask)  # weight held constant
+    (grad0,) = torch.autograd.grad(plain.sum(), out["mean"])
+    torch.testing.assert_close(grad0, -r / s.square() * mask)
 
 
 def test_likelihood_regulariser_is_the_kl_of_decoded_gaussians() -> None:
