@@ -1,6 +1,7 @@
 """Lifelong benchmark: regimes learned in sequence, every strategy and ablation side by side.
 
-    python -m bench.lifelong [--seeds 3] [--data synthetic,skab] [--reverse] [--json PATH]
+    python -m bench.lifelong [--seeds 3] [--data synthetic,skab] [--reverse]
+                             [--strategies lifelong,joint,...] [--json PATH]
 
 Two sequences of four regimes, each regime declared new when it arrives:
 - synthetic (models/synthetic.py): 4 regimes with their own set-points and dynamics; held-out
@@ -98,12 +99,13 @@ def _judge(det: Detector, regime: Regime) -> tuple[float, float]:
     return far, auroc(s_n, score(det, regime.anomalous).score)
 
 
-def run(data: str, seeds: int, epochs: int, reverse: bool = False) -> dict:
-    rows: dict[str, list[dict]] = {s: [] for s in STRATEGIES}
+def run(data: str, seeds: int, epochs: int, reverse: bool = False,
+        strategies: tuple[str, ...] = STRATEGIES) -> dict:
+    rows: dict[str, list[dict]] = {s: [] for s in strategies}
     kept = 0
     for seed in range(seeds):
         regimes = SEQUENCES[data](seed)[:: -1 if reverse else 1]
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             stages = learn_sequence(strategy, [r.train for r in regimes],
                                     TrainConfig(max_epochs=epochs, seed=seed), FAR)
             by_stage = [[_judge(st.detector, r) for r in regimes[: i + 1]]
@@ -145,13 +147,18 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--data", default=",".join(SEQUENCES))
     p.add_argument("--reverse", action="store_true", help="learn the regimes in reverse order")
+    p.add_argument("--strategies", default=",".join(STRATEGIES),
+                   help="comma-separated subset of " + ",".join(STRATEGIES))
     p.add_argument("--json", type=Path)
     a = p.parse_args()
+    strategies = tuple(a.strategies.split(","))
+    if unknown := set(strategies) - set(STRATEGIES):
+        p.error(f"unknown strategies {sorted(unknown)}; choose from {','.join(STRATEGIES)}")
     torch.set_num_threads(2)
     out: dict = {}
     for data in a.data.split(","):
         t0 = time.perf_counter()
-        result = run(data, a.seeds, a.epochs, a.reverse)
+        result = run(data, a.seeds, a.epochs, a.reverse, strategies)
         name = f"{data}, reversed" if a.reverse else data
         print_tables(name, result, a.seeds, time.perf_counter() - t0)
         # the synthetic sequence's figures sit at the top level, the real data's under its name
