@@ -69,9 +69,8 @@ def _compare(
     m["fit_teacher"] = float(np.mean(excess_nll(teacher, heldout)))
     xs, mask, m["replay_fidelity"] = replay_windows(teacher, per_regime, seed)
     dev = next(student.vae.parameters()).device
-    rep_score, rep_s = (
-        t.cpu().numpy() for t in score_and_excess_nll_standardised(student.vae, xs.to(dev),
-                                                                   mask.to(dev)))
+    score_s, nll_s = score_and_excess_nll_standardised(student.vae, xs.to(dev), mask.to(dev))
+    rep_score, rep_s = score_s.cpu().numpy(), nll_s.cpu().numpy()
     rep_t = excess_nll_standardised(teacher.vae, xs, mask).cpu().numpy()
     m["retention"] = float(np.mean(rep_s) / max(np.mean(rep_t), 1e-9))
     m["replay_false_alarm_rate"] = float(np.mean(rep_score > student.threshold))
