@@ -42,6 +42,40 @@ def replay_rows(batch_size: int, known_regimes: int) -> int:
     return (batch_size * t) // (t + 1)
 
 
+def window_shift(a: np.ndarray, b: np.ndarray) -> int | None:
+    """Steps k by which window b [T, C] continues window a (b[:T-k] == a[k:]), or None when
+    they share no rows. Gateways that send sliding windows repeat rows; this finds out how."""
+    steps = len(a)
+    for k in range(1, steps):
+        if np.array_equal(a[k:], b[: steps - k], equal_nan=True):
+            return k
+    return None
+
+
+def overlap_gap(windows: np.ndarray, first_val: int) -> int:
+    """Training windows to drop before the held-out block so that no held-out window shares a
+    row with a training window ("purging" in walk-forward validation, de Prado 2018).
+
+    With sliding windows (stride k < T) the last T/k - 1 training windows contain rows of the
+    first held-out windows; held out next to them, those windows score as if seen, which sets
+    the threshold too low and lets early stopping reward memorising."""
+    if first_val < 1:
+        return 0
+    k = window_shift(windows[first_val - 1], windows[first_val])
+    return 0 if k is None else math.ceil(windows.shape[1] / k) - 1
+
+
+def holdout_split(windows: np.ndarray, val_fraction: float, *, purge: bool = True
+                  ) -> tuple[slice, slice]:
+    """Training and held-out windows: the most recent val_fraction held out, and the training
+    windows that share rows with them purged (at most half of the rest, so a small buffer
+    still trains)."""
+    n = len(windows)
+    n_val = max(1, int(round(n * val_fraction)))
+    gap = min(overlap_gap(windows, n - n_val), (n - n_val) // 2) if purge else 0
+    return slice(0, max(1, n - n_val - gap)), slice(n - n_val, n)
+
+
 def frozen_copy(vae: WindowVAE, device: str) -> WindowVAE:
     """The teacher for training: a copy in eval mode with no gradients (never the served one)."""
     teacher = copy.deepcopy(vae).to(device).eval()
@@ -118,15 +152,13 @@ def _train(
     # Hold out the most recent windows, not a random sample: gateways send overlapping or
     # adjacent windows, and a random split puts near-copies of training windows into the
     # held-out set, which then sets a threshold far too low (SKAB: 94 % false alarms).
-    n_val = max(1, int(round(len(xs) * cfg.val_fraction)))
-    order = torch.arange(len(xs), device=cfg.device)
-    train_idx, val_idx = order[:-n_val], order[-n_val:]
+    train_idx, val_idx = holdout_split(fresh, cfg.val_fraction, purge=cfg.purge)
     loop = _Loop(student, replay, cfg, gen)
     history = loop.run((xs[train_idx], mask[train_idx], regime[train_idx]),
                        (xs[val_idx], mask[val_idx]), callback)
     fit_latent_prior(student, _latent_fit_sets(xs, mask, regime, replay, cfg, gen))
     student.eval()
-    heldout = fresh[val_idx.cpu().numpy()]
+    heldout = fresh[val_idx]
     return TrainResult(Detector(student, bank), heldout, history)
 
 

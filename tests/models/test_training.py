@@ -18,7 +18,13 @@ from models import (
     to_bytes,
     train_student,
 )
-from models.lifelong import frozen_copy, replay_rows
+from models.lifelong import (
+    frozen_copy,
+    holdout_split,
+    overlap_gap,
+    replay_rows,
+    window_shift,
+)
 from models.preprocessing import check_windows
 from models.synthetic import inject_fault, make_windows
 from models.vae import WindowVAE, fork
@@ -214,3 +220,31 @@ def test_gate_compares_fit_by_likelihood_not_by_the_anomaly_score() -> None:
     report = gate(det, student.heldout, 0.01, teacher=teacher_det)
     assert report.metrics["fit_student"] < report.metrics["fit_teacher"], report
     assert report.passed, report.reasons
+
+
+@pytest.mark.parametrize(("stride", "gap"), [(1, T - 1), (4, 3), (5, 3), (T, 0), (T + 3, 0)])
+def test_training_windows_sharing_rows_with_the_held_out_block_are_purged(
+    stride: int, gap: int
+) -> None:
+    """Sliding windows with stride k < T: the last ceil(T/k) - 1 training windows share rows
+    with the first held-out window; disjoint windows (stride >= T) share none."""
+    rows = np.random.default_rng(0).normal(size=(2000, C)).astype(np.float32)
+    rows[::7, 1] = np.nan  # missing values repeat too and must still match
+    starts = range(0, len(rows) - T + 1, stride)
+    windows = np.stack([rows[s : s + T] for s in starts])
+    assert overlap_gap(windows, 40) == gap
+    if gap:
+        first_val, last_kept = windows[40], windows[40 - gap - 1]
+        assert window_shift(last_kept, first_val) is None
+
+
+def test_the_held_out_block_is_the_most_recent_and_unseen() -> None:
+    rows = np.random.default_rng(1).normal(size=(600, C)).astype(np.float32)
+    windows = np.stack([rows[s : s + T] for s in range(0, 600 - T + 1, 2)])  # stride 2
+    train, val = holdout_split(windows, 0.15)
+    n_val = round(len(windows) * 0.15)
+    assert (val.start, val.stop) == (len(windows) - n_val, len(windows))
+    assert train.stop == len(windows) - n_val - (T // 2 - 1)
+    assert holdout_split(windows, 0.15, purge=False)[0].stop == len(windows) - n_val
+    # 12 windows: 2 held out; of the other 10 the purge (7) may take only half
+    assert holdout_split(windows[:12], 0.15)[0].stop == 5
