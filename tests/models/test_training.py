@@ -241,10 +241,10 @@ def test_training_windows_sharing_rows_with_the_held_out_block_are_purged(
 def test_the_held_out_block_is_the_most_recent_and_unseen() -> None:
     rows = np.random.default_rng(1).normal(size=(600, C)).astype(np.float32)
     windows = np.stack([rows[s : s + T] for s in range(0, 600 - T + 1, 2)])  # stride 2
-    train, val = holdout_split(windows, 0.15)
+    train, val = holdout_split(windows, 0.15, purge=True)
     n_val = round(len(windows) * 0.15)
     assert (val.start, val.stop) == (len(windows) - n_val, len(windows))
     assert train.stop == len(windows) - n_val - (T // 2 - 1)
     assert holdout_split(windows, 0.15, purge=False)[0].stop == len(windows) - n_val
     # 12 windows: 2 held out; of the other 10 the purge (7) may take only half
-    assert holdout_split(windows[:12], 0.15)[0].stop == 5
+    assert holdout_split(windows[:12], 0.15, purge=True)[0].stop == 5
