@@ -65,7 +65,7 @@ def overlap_gap(windows: np.ndarray, first_val: int) -> int:
     return 0 if k is None else math.ceil(windows.shape[1] / k) - 1
 
 
-def holdout_split(windows: np.ndarray, val_fraction: float, *, purge: bool = True
+def holdout_split(windows: np.ndarray, val_fraction: float, *, purge: bool
                   ) -> tuple[slice, slice]:
     """Training and held-out windows: the most recent val_fraction held out, and the training
     windows that share rows with them purged (at most half of the rest, so a small buffer
