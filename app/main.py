@@ -26,6 +26,7 @@ from app.scheduler import Scheduler
 from app.scorer import ScoringContext
 from app.settings import Settings, get_settings
 from app.trainer import JobRunner
+from models import reuse_freed_memory
 
 log = logging.getLogger("lifeline")
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         if migrate_on_start:
             migrate.upgrade(settings.database_url)
         torch.set_num_threads(settings.score_threads)
+        reuse_freed_memory()  # batches reuse freed activations instead of faulting pages in anew
         svc, compute = build_services(settings)
         app.state.services = svc
         with svc.sessions() as s:
