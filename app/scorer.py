@@ -74,15 +74,18 @@ class Batch:
     learn: bool = True
 
 
-def from_fast_request(req: FastScoreRequest, line: Line, validate: Callable[[], None]) -> Batch:
-    """One np.array over the whole batch; on any failure, the slow checks name the culprit."""
-    try:
-        x = np.array([w.values for w in req.windows], dtype=np.float32)  # null -> NaN
-    except (ValueError, TypeError):
-        x = None
+def from_fast_request(req: FastScoreRequest, line: Line, values: np.ndarray | None,
+                      validate: Callable[[], ScoreRequest]) -> Batch:
+    """The batch as one array (`values` when the body was decoded straight into it); when its
+    shape does not fit the line, the full schema and row checks name the culprit."""
+    x = values
+    if x is None:
+        try:
+            x = np.array([w.values for w in req.windows], dtype=np.float32)  # null -> NaN
+        except (ValueError, TypeError):
+            x = None
     if x is None or x.ndim != 3 or x.shape[1:] != (line.window, len(line.channels)):
-        validate()  # raises a 422 naming the field if an element is not a number or null
-        x = to_array(ScoreRequest.model_validate(req.model_dump()), line)  # names window/row
+        x = to_array(validate(), line)  # a 422 naming the bad element, window or row
     return Batch(check_array(x, line), [w.start for w in req.windows], req.batch_id, req.learn)
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app import scorer
+from app.api import json_windows
 from app.api.deps import DB, Gateway, Svc
 from app.api.lines import LineId
 from app.errors import ApiError
@@ -35,9 +36,10 @@ async def post_windows(line_id: LineId, request: Request, session: DB, _: Gatewa
         size, parse = (len(x) if x.ndim else 0), lambda line: scorer.Batch(
             scorer.check_array(x, line), [None] * len(x), batch_id, learn)
     else:
-        req = _parse_json(body)
+        req, values = _parse_json(body)
         size, batch_id = len(req.windows), req.batch_id
-        parse = lambda line: scorer.from_fast_request(req, line, lambda: _validate(body))  # noqa: E731
+        parse = lambda line: scorer.from_fast_request(  # noqa: E731
+            req, line, values, lambda: _validate(body))
     # Torch and the database run in the threadpool, never on the event loop.
     out = await run_in_threadpool(scorer.score_batch, session, line_id=line_id, parse=parse,
                                   size=size, batch_id=batch_id, ctx=svc.scoring)
@@ -46,12 +48,17 @@ async def post_windows(line_id: LineId, request: Request, session: DB, _: Gatewa
     return Response(orjson.dumps(out), media_type="application/json")
 
 
-def _parse_json(body: bytes) -> FastScoreRequest:
-    """orjson + a schema that leaves `values` unchecked: pydantic walking every float of a
-    256-window batch took half the request. The values are checked as one numpy array later;
-    only when that fails does `_validate` run the full schema to name the bad field."""
+def _parse_json(body: bytes) -> tuple[FastScoreRequest, np.ndarray | None]:
+    """The envelope, validated, and the values as one array when simdjson could decode them
+    straight into it (json_windows). Otherwise orjson and a schema that leaves `values`
+    unchecked: pydantic walking every float of a 256-window batch took half the request; the
+    values become one numpy array later, and only when that fails does `_validate` run the full
+    schema to name the bad field."""
     try:
-        return FastScoreRequest.model_validate(orjson.loads(body))
+        if (fast := json_windows.decode(body)) is not None:
+            envelope, values = fast
+            return FastScoreRequest.model_validate(envelope), values
+        return FastScoreRequest.model_validate(orjson.loads(body)), None
     except orjson.JSONDecodeError as exc:
         raise ApiError(422, "invalid_json", f"the body is not valid JSON: {exc}") from None
     except ValidationError:
@@ -59,9 +66,9 @@ def _parse_json(body: bytes) -> FastScoreRequest:
         raise
 
 
-def _validate(body: bytes) -> None:
+def _validate(body: bytes) -> ScoreRequest:
     try:
-        ScoreRequest.model_validate_json(body)
+        return ScoreRequest.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 

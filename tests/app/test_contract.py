@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -86,6 +87,11 @@ def test_window_shape_errors_name_the_window_and_row(api: Api, line: str) -> Non
     e = err(api.call("POST", f"/v1/lines/{line}/windows", json={"windows": narrow}),
             422, "invalid_window_shape")
     assert e["details"] == {"window": 0, "row": 0, "values": 3, "expected": 4}
+    rows = good[0]["values"]  # ragged rows whose lengths add up to a full window
+    ragged = [dict(good[0], values=[rows[0] + [0.0], rows[1][:3], *rows[2:]])]
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", json={"windows": ragged}),
+            422, "invalid_window_shape")
+    assert e["details"] == {"window": 0, "row": 0, "values": 5, "expected": 4}
     bad = [dict(good[0], values=[["x"] * 4] * WINDOW)]
     e = err(api.call("POST", f"/v1/lines/{line}/windows", json={"windows": bad}),
             422, "invalid_request")
@@ -144,6 +150,23 @@ def test_missing_values(api: Api, line: str) -> None:
     x[1, 3, 1] = float("nan")
     r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(x)})
     assert r.status_code == 200  # warming up: buffered as is, NaN kept as missing
+
+
+def test_json_and_binary_bodies_buffer_the_same_values(api: Api, line: str) -> None:
+    x = make_windows(6, 4, WINDOW)
+    x[2, 5, 1] = float("nan")
+    for name, kw in (("json", {"json": {"windows": windows_json(x)}}),
+                     ("npy", {"content": _npy(x),
+                              "headers": {"Content-Type": "application/x-npy"}})):
+        with api.svc.sessions() as s:
+            s.query(BufferWindow).delete()
+            s.commit()
+        r = api.call("POST", f"/v1/lines/{line}/windows?batch_id={name}", **kw)
+        assert r.status_code == 200, r.text
+        with api.svc.sessions() as s:
+            got = [np.frombuffer(v, np.float32).reshape(WINDOW, 4) for v in s.scalars(
+                select(BufferWindow.values).order_by(BufferWindow.id))]
+        np.testing.assert_array_equal(np.stack(got), x.astype(np.float32), err_msg=name)
 
 
 def _npy(x) -> bytes:  # type: ignore[no-untyped-def]
