@@ -92,7 +92,8 @@ def excess_nll(det: Detector, windows: np.ndarray) -> np.ndarray:
 @torch.inference_mode()
 def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
     """Score raw windows [N, T, C] (NaN = missing) with a detector."""
-    det.vae.eval()
+    if det.vae.training:  # eval() walks every module: 5 % of a one-window request's CPU
+        det.vae.eval()
     dev = next(det.vae.parameters()).device
     parts: list[tuple[torch.Tensor, ...]] = []
     for i in range(0, len(windows), batch_size):
