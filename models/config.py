@@ -82,6 +82,15 @@ class TrainConfig:
     # regimes it missed (AUROC 0.62 -> 1.00, seeds 0 and 2 stay 1.00), but the retention test's
     # old-regime false alarms after stage 2 rose to 0.021 (bar 0.02); 0.7 failed seed 0 instead.
     warm_shrink: float = 1.0
+    # Also train a student from scratch beside the warm-started one (same replay, same held-out
+    # windows) and keep the one with the lower validation loss. Off by default, measured
+    # (bench/README.md, session 5): a warm student can stall on a new regime at a wide std and
+    # low latent use (synthetic seed 0, stage 2: NLL 181 vs -22, KL 20 vs 40 nats), and with
+    # the candidate every synthetic seed learns every regime (5 seeds: old / new AUROC 0.975 /
+    # 0.923 -> 1.000 / 1.000). But on SKAB the student chosen by validation loss does worse on
+    # the later part of the run: new-regime false alarms 0.001 -> 0.065, AUROC 0.870 -> 0.800
+    # (3 seeds, same session). It also doubles the training time.
+    cold_candidate: bool = False
     # Fresh windows per epoch. A big buffer is covered over several epochs, so early stopping
     # checks the validation loss every 2,048 windows rather than once per full pass: a retrain
     # on 10,000 windows (C=8, T=64) stopped after 45 such epochs in 86 s instead of 52 full

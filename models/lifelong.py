@@ -35,6 +35,11 @@ class TrainResult:
     heldout: np.ndarray  # raw held-out fresh windows [n, T, C], for calibration and the gate
     history: list[dict[str, float]]
 
+    @property
+    def best_val_loss(self) -> float:
+        """The validation loss of the weights kept (early stopping restores the best)."""
+        return min((h["val_loss"] for h in self.history), default=math.inf)
+
 
 def replay_rows(batch_size: int, known_regimes: int) -> int:
     """Replay rows in a minibatch of batch_size when the teacher knows t regimes."""
@@ -116,15 +121,20 @@ def train_student(
         bank, vcfg = teacher.bank.with_regime(fresh), teacher.vae.cfg.grown()
     else:
         bank, vcfg = teacher.bank, teacher.vae.cfg
-    if teacher is not None and cfg.warm_start:
-        student = shrink_perturb(fork(teacher.vae, vcfg).to(cfg.device), cfg.warm_shrink)
-    else:
-        student = WindowVAE(vcfg).to(cfg.device)
     replay = None
     if teacher is not None and cfg.uses_replay:
         replay = Replayer(frozen_copy(teacher.vae, cfg.device), teacher.threshold,
                           cfg.replay_noise)
-    return _train(student, replay, bank, fresh, cfg, callback)
+    if teacher is None or not cfg.warm_start:
+        return _train(WindowVAE(vcfg).to(cfg.device), replay, bank, fresh, cfg, callback)
+    warm = shrink_perturb(fork(teacher.vae, vcfg).to(cfg.device), cfg.warm_shrink)
+    res = _train(warm, replay, bank, fresh, cfg, callback)
+    if not cfg.cold_candidate:
+        return res
+    cold = _train(WindowVAE(vcfg).to(cfg.device), replay, bank, fresh, cfg, callback)
+    # Same held-out windows and, from the same seed, the same replayed validation rows: the
+    # two validation losses compare like for like.
+    return min((res, cold), key=lambda r: r.best_val_loss)
 
 
 def train_joint(

@@ -1,6 +1,7 @@
 """Mixing, warm start, frozen teacher, determinism, masking, serialisation."""
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,6 +74,20 @@ def test_shrink_perturb_mixes_the_warm_start_with_a_fresh_init() -> None:
     same = shrink_perturb(fork(teacher, teacher.cfg), 1.0)
     for w, w_warm in zip(same.parameters(), warm.parameters(), strict=True):
         torch.testing.assert_close(w, w_warm)
+
+
+def test_cold_candidate_keeps_the_student_with_the_lower_validation_loss(first: Detector) -> None:
+    fresh = make_windows(200, C, T, 2, seed=3)  # a new regime
+    teacher = calibrate_detector(first, make_windows(60, C, T, 0, seed=4), 0.01)
+    warm = train_student(fresh, teacher, replace(FAST, cold_candidate=False), new_regime=True)
+    both = train_student(fresh, teacher, replace(FAST, cold_candidate=True), new_regime=True)
+    assert both.best_val_loss == min(h["val_loss"] for h in both.history)
+    assert both.best_val_loss <= warm.best_val_loss
+    same = [torch.equal(a, b) for a, b in zip(both.detector.vae.state_dict().values(),
+                                              warm.detector.vae.state_dict().values(),
+                                              strict=True)]
+    # the warm run is deterministic: kept -> identical weights; replaced -> a lower loss
+    assert all(same) == (both.best_val_loss == warm.best_val_loss)
 
 
 def test_teacher_stays_frozen(first: Detector) -> None:
