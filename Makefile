@@ -33,6 +33,7 @@ bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check app models bench tests migrations
+	$(BIN)/mypy app models bench
 
 migrate: $(STAMP)
 	$(BIN)/lifeline migrate

@@ -44,7 +44,8 @@ def append(
 ) -> int:
     """Offer windows [N, T, C] to the line's reservoir; returns how many were stored."""
     free = max(0, line.buffer_limit - count(session, line.id))
-    direct, replacing = [], []
+    direct: list[int] = []
+    replacing: list[int] = []
     for i in range(len(windows)):
         line.buffer_seen += 1
         if len(direct) < free:

@@ -122,8 +122,8 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     vid, version, threshold = session.execute(select(
         ModelVersion.id, ModelVersion.version, ModelVersion.threshold).where(
         ModelVersion.line_id == line.id, ModelVersion.version == line.active_version)).one()
-    det = ctx.cache.get(vid, lambda: models.from_bytes(session.scalar(
-        select(ModelVersion.artifact).where(ModelVersion.id == vid))))
+    det = ctx.cache.get(vid, lambda: models.from_bytes(session.scalars(
+        select(ModelVersion.artifact).where(ModelVersion.id == vid)).one()))
     s = models.score(det, x)
     results = []
     for i in range(len(x)):

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.throughput import detector, matmul_gflops
 from models import TrainConfig, reuse_freed_memory, score, train_student
 from models.synthetic import make_windows
+from models.vae import WindowVAE
 
 
 def per_call_us(fn: Callable[[], Any], seconds: float = 0.5) -> float:
@@ -54,10 +56,11 @@ def faults_per_call(fn: Callable[[], Any], n: int = 5) -> float:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n
 
 
-def layers(vae: nn.Module, b: int) -> list[tuple[str, nn.Module, torch.Tensor]]:
+def layers(vae: WindowVAE, b: int) -> list[tuple[str, nn.Module, torch.Tensor]]:
     """(name, module, its input) along the forward pass at the posterior mean."""
     c, t, d, k = vae.cfg.channels, vae.cfg.window, vae.cfg.latent_dim, vae.cfg.regimes
-    out, h = [], torch.randn(b, 2 * c, t)
+    out: list[tuple[str, nn.Module, torch.Tensor]] = []
+    h = torch.randn(b, 2 * c, t)
     for i, m in enumerate(vae.enc):
         out.append((f"enc.{i} {type(m).__name__}", m, h))
         h = m(h)
@@ -82,8 +85,8 @@ def allocator_probe(tuned: bool, c: int, t: int) -> dict[str, float]:
     out = {}
     for b in AB_BATCHES:
         x = make_windows(b, c, t, 0, seed=2)
-        out[str(b)] = b * 1e6 / per_call_us(lambda x=x: score(det, x), 1.5)
-    out["faults"] = faults_per_call(lambda: score(det, x))
+        out[str(b)] = b * 1e6 / per_call_us(partial(score, det, x), 1.5)
+    out["faults"] = faults_per_call(partial(score, det, x))
     return out
 
 
@@ -113,10 +116,11 @@ def main() -> None:
         return
     ab = allocator_ab(a.rounds, a)
     reuse_freed_memory()
-    det = detector(a.channels, a.window)
+    vae = detector(a.channels, a.window).vae
+    vae.eval()
     with torch.inference_mode():
-        rows = [(name, list(h.shape), per_call_us(lambda m=m, h=h: m(h)),
-                 flops(lambda m=m, h=h: m(h))) for name, m, h in layers(det.vae.eval(), a.batch)]
+        rows = [(name, list(h.shape), per_call_us(partial(m, h)), flops(partial(m, h)))
+                for name, m, h in layers(vae, a.batch)]
     gf = matmul_gflops()
     total = sum(r[2] for r in rows)
     print(f"\nC={a.channels} T={a.window} batch {a.batch}, {a.threads} threads; float32 matmul "

@@ -3,9 +3,11 @@
 glibc serves each allocation above its mmap threshold (128 KiB, raised adaptively) with a fresh
 mmap, and returns a heap top above the trim threshold to the kernel. A forward pass at batch
 256-1024 allocates activations of 0.5-16 MB each, so by default every batch maps fresh pages
-and faults them in again: ~5,000-10,000 minor page faults per forward at batch 1024 (C=8,
-T=64), measured, and ~100 after this call. In-process scoring at batch 256-1024 ran 1.3-1.5x
-faster (bench/README.md). Training at batch 64 is unaffected (its tensors are small).
+and faults them in again: 2,000-20,000 minor page faults per forward at batch 1024 (C=8,
+T=64), measured (it depends on how glibc's adaptive threshold has moved), and at most a few
+hundred after this call. In a process that only loads a model and scores, as a server does,
+batch 256 ran 1.9x and batch 1024 1.5x faster (`python -m bench.profile`). Training at batch 64
+is unaffected (its tensors are small).
 
 The cost is that the process keeps up to the trim threshold of freed memory mapped (RSS), which
 a scoring server reuses on the next request anyway.

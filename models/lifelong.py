@@ -219,15 +219,15 @@ class _Loop:
         for epoch in range(1, cfg.max_epochs + 1):
             idx = self._next_rows(len(x), x.device)
             losses = self._epoch(x[idx], m[idx], r[idx], n_fresh, n_rep)
-            val = self._validate(xv, mv, val_rep)
-            row = {"epoch": float(epoch), **losses, "val_loss": val, "tau": self._tau()}
+            val_loss = self._validate(xv, mv, val_rep)
+            row = {"epoch": float(epoch), **losses, "val_loss": val_loss, "tau": self._tau()}
             history.append(row)
             if callback is not None:
                 callback(epoch, row)
-            if not math.isfinite(val):
+            if not math.isfinite(val_loss):
                 break
-            if not math.isfinite(best) or val < best - 1e-4 * abs(best):
-                best, best_state, stale = val, copy.deepcopy(self.student.state_dict()), 0
+            if not math.isfinite(best) or val_loss < best - 1e-4 * abs(best):
+                best, best_state, stale = val_loss, copy.deepcopy(self.student.state_dict()), 0
             elif epoch > cfg.burn_in:
                 stale += 1
                 if stale >= cfg.patience:
@@ -323,9 +323,11 @@ class _Loop:
     def _validate(self, xv: torch.Tensor, mv: torch.Tensor, rep: torch.Tensor) -> float:
         """Negative ELBO at the posterior mean; fresh and replay weighted 1 : t."""
         self.student.eval()
-        fresh = sum(elbo_terms(xv, mv, self.student(xv, mv))).mean().item()
+        nll, kl = elbo_terms(xv, mv, self.student(xv, mv))
+        fresh = (nll + kl).mean().item()
         if len(rep) == 0:
             return fresh
         ones = torch.ones_like(rep)
-        replay = sum(elbo_terms(rep, ones, self.student(rep, ones))).mean().item()
+        nll, kl = elbo_terms(rep, ones, self.student(rep, ones))
+        replay = (nll + kl).mean().item()
         return (fresh + self.t * replay) / (self.t + 1)

@@ -103,8 +103,9 @@ def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
     if not parts:
         c = det.channels
         return Scores(np.zeros(0), np.zeros((0, c)), np.zeros(0, dtype=np.int64), np.zeros(0))
-    s, per_ch, regime, obs = (torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
-    totals = per_ch.sum(axis=1, keepdims=True)
+    total, channel, routed, observed = (
+        torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
+    totals = channel.sum(axis=1, keepdims=True)
     safe = np.where(totals > 0, totals, 1.0)
-    shares = np.where(totals > 0, per_ch / safe, 1.0 / per_ch.shape[1])
-    return Scores(s.astype(np.float64), shares, regime.astype(np.int64), obs)
+    shares = np.where(totals > 0, channel / safe, 1.0 / channel.shape[1])
+    return Scores(total.astype(np.float64), shares, routed.astype(np.int64), observed)

@@ -35,7 +35,7 @@ def inject_fault(
 ) -> np.ndarray:
     """A step of `magnitude` regime-stds on one channel over the second half of each window."""
     x = windows.copy()
-    scale = np.random.default_rng(10_000 + regime).uniform(0.5, 5.0, size=x.shape[2])
+    scale = np.asarray(np.random.default_rng(10_000 + regime).uniform(0.5, 5.0, size=x.shape[2]))
     half = x.shape[1] // 2
     x[:, half:, channel] += magnitude * scale[channel]
     return x

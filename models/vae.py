@@ -21,6 +21,9 @@ def _groups(ch: int) -> int:
 
 
 class WindowVAE(nn.Module):
+    z_mean: torch.Tensor  # buffers, declared for type checkers
+    z_chol: torch.Tensor
+
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.cfg = cfg

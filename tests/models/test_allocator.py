@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 vae = WindowVAE(VAEConfig(channels=8, window=64)).eval()
 xs = torch.randn(1024, 8, 64)
 mask = torch.ones_like(xs)
-def faults(n=5):
+def faults(n=10):
     with torch.inference_mode():
         vae(xs, mask)
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -40,6 +40,8 @@ def test_batches_reuse_freed_activation_memory() -> None:
                          check=True, timeout=120)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["applied"]
-    # ~5,000-10,000 faults per forward by default (some 30 MB of activations mapped afresh)
-    assert r["before"] > 1000, r
-    assert r["after"] < r["before"] / 10, r
+    # A forward at batch 1024 allocates ~30 MB of activations (~7,500 pages). glibc's default
+    # faults in 2,000-17,000 pages per forward, depending on how its adaptive threshold has
+    # moved; kept memory leaves a few hundred at most.
+    assert r["after"] < 1000, r
+    assert r["after"] < r["before"], r
