@@ -17,7 +17,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -27,19 +26,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.throughput import detector, matmul_gflops
+from bench.throughput import detector, matmul_gflops, rate
 from models import TrainConfig, reuse_freed_memory, score, train_student
 from models.synthetic import make_windows
 from models.vae import WindowVAE
 
 
 def per_call_us(fn: Callable[[], Any], seconds: float = 0.5) -> float:
-    fn()
-    calls, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        fn()
-        calls += 1
-    return 1e6 * (time.perf_counter() - t0) / calls
+    return 1e6 / rate(fn, 1, seconds)
 
 
 def flops(fn: Callable[[], Any]) -> float:
@@ -85,7 +79,7 @@ def allocator_probe(tuned: bool, c: int, t: int) -> dict[str, float]:
     out = {}
     for b in AB_BATCHES:
         x = make_windows(b, c, t, 0, seed=2)
-        out[str(b)] = b * 1e6 / per_call_us(partial(score, det, x), 1.5)
+        out[str(b)] = rate(partial(score, det, x), b, 1.5)
     out["faults"] = faults_per_call(partial(score, det, x))
     return out
 

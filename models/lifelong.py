@@ -323,11 +323,13 @@ class _Loop:
     def _validate(self, xv: torch.Tensor, mv: torch.Tensor, rep: torch.Tensor) -> float:
         """Negative ELBO at the posterior mean; fresh and replay weighted 1 : t."""
         self.student.eval()
-        nll, kl = elbo_terms(xv, mv, self.student(xv, mv))
-        fresh = (nll + kl).mean().item()
+
+        def neg_elbo(x: torch.Tensor, m: torch.Tensor) -> float:
+            nll, kl = elbo_terms(x, m, self.student(x, m))
+            return (nll + kl).mean().item()
+
+        fresh = neg_elbo(xv, mv)
         if len(rep) == 0:
             return fresh
-        ones = torch.ones_like(rep)
-        nll, kl = elbo_terms(rep, ones, self.student(rep, ones))
-        replay = (nll + kl).mean().item()
+        replay = neg_elbo(rep, torch.ones_like(rep))
         return (fresh + self.t * replay) / (self.t + 1)
