@@ -52,6 +52,7 @@ def train_version(
         **report.metrics, "epochs": len(res.history), "train_windows": int(len(fresh)),
         "train_s": round(time.perf_counter() - t0, 3),
         "final_val_loss": res.history[-1]["val_loss"] if res.history else None,
+        "cold_restart": res.cold_restart,
     }
     return TrainOutcome(models.to_bytes(det), report.passed, report.reasons, metrics,
                         det.regimes, det.threshold, res.history)
