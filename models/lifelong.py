@@ -50,7 +50,7 @@ class TrainResult:
     def collapsed(self) -> bool:
         """Whether the student encodes held-out fresh windows with much less latent information
         than replayed ones: a warm start stuck explaining a new regime by a wide decoder std
-        instead of its code (synthetic stalls: 0.17-0.66 of the replay KL; healthy stages,
+        instead of its code (synthetic stalls: 0.17-0.67 of the replay KL; healthy stages,
         synthetic and SKAB: 0.85-2.0)."""
         row = self.best
         if "val_kl_replay" not in row:  # no teacher, no replay: nothing to compare with

@@ -72,6 +72,7 @@ def test_line_lifecycle(api: Api) -> None:
     api.tick()
     job = api.call("GET", f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["model_version"] == 2, job
+    assert job["metrics"]["cold_restart"] in (True, False)  # shown to the operator
     versions = models_of(api)
     assert versions[2]["status"] == "active" and versions[2]["parent_version"] == 1
     assert versions[1]["status"] == "retired"
