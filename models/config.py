@@ -88,8 +88,8 @@ class TrainConfig:
     # replay; seed 4 misses two regimes, AUROC 0.62). When the kept warm student's latent KL on
     # held-out fresh windows is below 0.75 of its KL on replay (TrainResult.collapsed), a
     # student from scratch is trained too and replaces it if its validation loss is lower by
-    # more than this many nats per window element. On SKAB the two students differ by under
-    # 0.04 nats per element (the warm one kept), on synthetic stalls by 0.2-0.7. None = never.
+    # more than this many nats per window element (synthetic stalls: by 0.2-0.7). No SKAB stage
+    # collapses (ratios 0.85-1.8), so there it never fires (bench.collapse). None = never.
     # Keeping the lower loss without a margin made SKAB's new-regime false alarms 0.001 ->
     # 0.065 (session 5, bench/README.md).
     cold_margin: float | None = 0.1

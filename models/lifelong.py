@@ -128,7 +128,8 @@ def train_student(
     callback: ProgressCallback | None = None,
 ) -> TrainResult:
     """Fork a student from `teacher` (or start from scratch) and train it on fresh windows
-    [N, T, C] plus teacher replay, per `cfg.strategy`."""
+    [N, T, C] plus teacher replay, per `cfg.strategy`. When a collapsed warm student brings a
+    student from scratch (cfg.cold_margin), `callback` sees that run's epochs from 1 again."""
     cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)
     fresh = np.asarray(fresh, dtype=np.float32)
