@@ -62,20 +62,41 @@ _cache: dict[str, tuple[float, Principal]] = {}
 
 
 def authenticate(session: Session, authorization: str | None, need: str) -> Principal:
+    return _grant(_lookup(session, _digest(authorization)), need)
+
+
+def authenticate_cached(authorization: str | None, need: str) -> Principal | None:
+    """The caller from the per-process cache, or None when the key needs a query (or the
+    header is missing: `authenticate` then says why). Needs no session, so it can run on the
+    event loop."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    who = _cached(_digest(authorization))
+    return None if who is None else _grant(who, need)
+
+
+def _digest(authorization: str | None) -> str:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(401, "missing_api_key", "send 'Authorization: Bearer <api key>'; "
                        "keys come from 'lifeline keys create'")
-    who = _lookup(session, hash_key(authorization[7:].strip()))
+    return hash_key(authorization[7:].strip())
+
+
+def _grant(who: Principal, need: str) -> Principal:
     if need not in GRANTS[who.role]:
         raise ApiError(403, "forbidden", f"this needs the {need} role; the key has role {who.role}",
                        {"needed": need, "role": who.role})
     return who
 
 
-def _lookup(session: Session, digest: str) -> Principal:
+def _cached(digest: str) -> Principal | None:
     hit = _cache.get(digest)
-    if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_S:
-        return hit[1]
+    return hit[1] if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_S else None
+
+
+def _lookup(session: Session, digest: str) -> Principal:
+    if (who := _cached(digest)) is not None:
+        return who
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if row is None or row.revoked_at is not None:
         _cache.pop(digest, None)

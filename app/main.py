@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import numpy as np
 import torch
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app import errors, jobs, migrate
 from app.api import anomalies, health, lines, scoring, training, versions
 from app.api.deps import Services
 from app.auth import ensure_bootstrap_key
+from app.body_limit import BodyLimit
 from app.db import make_engine, make_sessionmaker
-from app.errors import error_body
 from app.metrics import Metrics, StateCollector
 from app.model_cache import ModelCache
 from app.scheduler import Scheduler
@@ -77,21 +76,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
     app = FastAPI(title="Lifeline", version="1", lifespan=lifespan,
                   description="Lifelong-VAE anomaly detection for production lines")
     errors.install(app)
-    app.middleware("http")(_body_limit(settings.max_body_bytes))
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     for module in (health, lines, scoring, training, versions, anomalies):
         app.include_router(module.router)
     return app
 
-
-def _body_limit(limit: int) -> Callable[[Request, Callable[[Request], Awaitable[Response]]],
-                                        Awaitable[Response]]:
-    async def check(request: Request,
-                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > limit:
-            return JSONResponse(error_body(
-                "body_too_large", f"request body is {size} bytes; the limit is {limit} "
-                "(LIFELINE_MAX_BODY_BYTES): split the batch"), 413)
-        return await call_next(request)
-
-    return check
