@@ -13,8 +13,8 @@ The cost is that the process keeps up to the trim threshold of freed memory mapp
 a scoring server reuses on the next request anyway. It keeps it per malloc arena, and glibc
 gives each new thread its own: every threadpool worker that ever scored held its own copy of a
 batch's working set, and a server's RSS stepped up by ~20 MB whenever one more worker first
-scored (`bench.throughput` memory: +1 to +6.6 % after the first 10 k windows, end 352-354 MB).
-One arena for the process keeps one copy (+0.2 to +1.7 %, end 335-339 MB; 3 runs each); the
+scored (`bench.throughput` memory: +1.1 to +6.4 % after the first 10 k windows, end 352-354
+MB, 5 runs). One arena for the process keeps one copy (+0.2 to +1.7 %, end 335-339 MB, 4 runs); the
 arena lock cost HTTP batch-256 throughput about 5 % (2 alternated runs, two client threads).
 """
 
