@@ -69,17 +69,23 @@ def authenticate_cached(authorization: str | None, need: str) -> Principal | Non
     """The caller from the per-process cache, or None when the key needs a query (or the
     header is missing: `authenticate` then says why). Needs no session, so it can run on the
     event loop."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        return None
-    who = _cached(_digest(authorization))
+    key = _bearer(authorization)
+    who = _cached(hash_key(key)) if key is not None else None
     return None if who is None else _grant(who, need)
 
 
+def _bearer(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
 def _digest(authorization: str | None) -> str:
-    if not authorization or not authorization.lower().startswith("bearer "):
+    key = _bearer(authorization)
+    if key is None:
         raise ApiError(401, "missing_api_key", "send 'Authorization: Bearer <api key>'; "
                        "keys come from 'lifeline keys create'")
-    return hash_key(authorization[7:].strip())
+    return hash_key(key)
 
 
 def _grant(who: Principal, need: str) -> Principal:

@@ -11,7 +11,8 @@ from app.errors import error_body
 
 class BodyLimit:
     """Plain ASGI middleware. Starlette's `@app.middleware("http")` form runs every request
-    through an extra task and a response stream, which a one-window request felt."""
+    through an extra task and a response stream, time that a one-window request noticed
+    (bench/README.md, throughput)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
