@@ -12,24 +12,23 @@ Exits 1 when the device is missing or a check fails.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from bench.metrics import auroc
 from models import Detector, TrainConfig, calibrate_detector, score, train_student
+from models.lifelong import frozen_copy
 from models.synthetic import inject_fault, make_windows
 
 C, T = 8, 64
 
 
 def on(det: Detector, device: str) -> Detector:
-    moved = copy.deepcopy(det)
-    moved.vae.to(device)
-    return moved
+    return replace(det, vae=frozen_copy(det.vae, device))
 
 
 def retrain(teacher: Detector, fresh: np.ndarray, device: str) -> tuple[Detector, float]:

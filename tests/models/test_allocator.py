@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
+                                reason="tunes glibc's malloc only")
+
 # Minor page faults per forward at batch 1024, before and after the call, in a fresh process:
 # the setting is process-wide and cannot be undone, so it must not leak into other tests.
 _PROBE = """
@@ -34,7 +37,6 @@ print(json.dumps({"before": before, "applied": applied, "after": faults()}))
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc only")
 def test_batches_reuse_freed_activation_memory() -> None:
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
                          check=True, timeout=120)
@@ -71,7 +73,6 @@ stop.set()
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc only")
 def test_threads_share_one_arena_so_freed_memory_is_kept_once() -> None:
     def growth(arenas: int) -> float:
         out = subprocess.run([sys.executable, "-c", _THREADS, str(arenas)], capture_output=True,
