@@ -5,6 +5,7 @@ import pytest
 
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
 from bench.detection import Confusion
+from bench.quality import out_of_fold, trailing_mean
 
 
 def test_f1_far_mar_on_a_hand_made_example() -> None:
@@ -23,6 +24,24 @@ def test_sliding_windows_end_at_every_row() -> None:
     assert w.shape == (7, 4, 2)
     np.testing.assert_array_equal(w[0], x[:4])
     np.testing.assert_array_equal(w[-1], x[-4:])  # the window scored at the last row
+
+
+def test_trailing_mean_averages_each_row_with_the_rows_before_it() -> None:
+    s = np.array([1.0, 3.0, 5.0, 7.0])
+    np.testing.assert_array_equal(trailing_mean(s, 2), [np.nan, 2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(trailing_mean(s, 4), [np.nan, np.nan, np.nan, 4.0])
+    np.testing.assert_array_equal(trailing_mean(s, 1), s)
+
+
+def test_out_of_fold_scores_each_block_by_a_model_that_never_saw_it() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(150)[:, None]
+    rows = (np.sin(t / 5 + np.arange(3)) + 0.1 * rng.standard_normal((150, 3))).astype(np.float32)
+    rows[70, 1] += 8.0  # a spike in the second of three 50-row blocks
+    s = out_of_fold(rows, window=8, folds=3, seed=0)
+    assert s.shape == (3 * (50 - 8 + 1),) and np.isfinite(s).all()
+    # windows of block 2 start at row 50: those holding row 70 are 13..20 of that block
+    assert 43 + 13 <= int(np.argmax(s)) <= 43 + 20
 
 
 needs_data = pytest.mark.skipif(not (DATA / "skab").exists(), reason="../shared/data absent")
