@@ -37,7 +37,8 @@ def put_line(
         for key, value in values.items():
             setattr(line, key, value)
     audit.record(session, actor=actor, action="line.create" if created else "line.update",
-                 line_id=line_id, config=values)
+                 line_id=line_id, config=cfg.model_dump(mode="json") | {
+                     "buffer_limit": values["buffer_limit"]})
     session.commit()
     return line, created
 
@@ -69,7 +70,7 @@ def describe(session: Session, line: Line) -> dict[str, Any]:
         "line_id": line.id, "channels": line.channels, "window": line.window,
         "retrain_interval_s": line.retrain_interval_s, "min_windows": line.min_windows,
         "promotion": line.promotion, "target_false_alarm_rate": line.target_false_alarm_rate,
-        "buffer_limit": line.buffer_limit,
+        "buffer_limit": line.buffer_limit, "learn_flagged_until": line.learn_flagged_until,
         "state": "ready" if active else "warming_up", "active_model": active,
         "buffer": {"windows": buffer.count(session, line.id),
                    "oldest_at": buffer.oldest(session, line.id), "dropped": line.buffer_dropped},

@@ -158,9 +158,12 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
     if version is not None:
         _record_events(session, line, batch.starts, results, version)
     if batch.learn:
-        # Anomalous and insufficient windows never train a model.
+        # Anomalous and insufficient windows never train a model, unless an operator vouches
+        # for the line: otherwise normal behaviour the model has not seen (a warmer season)
+        # would be flagged, never buffered, and so never learned.
+        vouched = line.learn_flagged_until is not None and utcnow() < line.learn_flagged_until
         keep = [r["index"] for r in results if r["status"] == "warming_up"
-                or (r["status"] == "scored" and not r["anomaly"])]
+                or (r["status"] == "scored" and (vouched or not r["anomaly"]))]
         buffer.append(session, line, batch.windows[keep], [batch.starts[i] for i in keep],
                       ctx.rng)
     if batch.batch_id is not None:

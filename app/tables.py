@@ -38,6 +38,8 @@ class Line(Base):
     buffer_seen: Mapped[int] = mapped_column(default=0)  # offered to the reservoir since training
     buffer_dropped: Mapped[int] = mapped_column(default=0)
     open_event_id: Mapped[int | None]  # anomaly event the next anomalous window extends
+    # Until then flagged windows join the buffer too: an operator vouches for the line's data.
+    learn_flagged_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

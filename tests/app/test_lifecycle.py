@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 from sqlalchemy import func, select
 
@@ -106,3 +108,27 @@ def test_line_lifecycle(api: Api) -> None:
     assert f'lifeline_windows_scored_total{{line="{LINE}"}}' in text
     with api.svc.sessions() as s:
         assert s.scalar(select(func.count()).select_from(ModelVersion)) == 3
+
+
+def test_an_operator_vouched_period_buffers_flagged_windows(api: Api) -> None:
+    cfg = {"channels": CHANNELS, "window": WINDOW, "min_windows": 300}
+    assert api.call("PUT", f"/v1/lines/{LINE}", json=cfg).status_code == 201
+    post(api, make_windows(320, 4, WINDOW, 0, seed=1))
+    api.tick()
+    unseen = inject_fault(make_windows(20, 4, WINDOW, 0, seed=2), channel=2)
+
+    naive = {**cfg, "learn_flagged_until": "2026-11-29T05:00"}
+    r = api.call("PUT", f"/v1/lines/{LINE}", json=naive)
+    assert r.status_code == 422 and "timezone" in r.text  # says what to fix
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = api.call("PUT", f"/v1/lines/{LINE}", json={**cfg, "learn_flagged_until": until})
+    assert r.status_code == 200 and r.json()["learn_flagged_until"] is not None
+    out = post(api, unseen)
+    assert sum(res["anomaly"] for res in out["results"]) >= 18  # still flagged and reported
+    assert len(buffered_ids(api)) == 20  # and buffered: the operator vouched for them
+
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    assert api.call("PUT", f"/v1/lines/{LINE}", json={**cfg, "learn_flagged_until": past}
+                    ).status_code == 200
+    post(api, unseen)
+    assert len(buffered_ids(api)) == 20  # the period is over: flagged windows stay out
