@@ -66,7 +66,7 @@ def out_of_fold(train: np.ndarray, window: int, folds: int, seed: int) -> np.nda
     rows, each fold's model trained on the windows wholly before or after its block.
 
     The held-out tail (15 % of 400-500 rows) is one short stretch of the run; out-of-fold
-    scores cover the whole run, which is what the next hours of the line resemble."""
+    scores cover all of it. How much that helps depends on the fold count (bench/README.md)."""
     n, out = len(train), []
     for k in range(folds):
         a, b = n * k // folds, n * (k + 1) // folds
