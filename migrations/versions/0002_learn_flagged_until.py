@@ -15,12 +15,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE on both databases, never a batch copy: on SQLite a batch migration drops and
+# recreates `lines`, and with foreign keys on, dropping it cascades to every buffered window and
+# model version (tests/app/test_migrations.py). DROP COLUMN needs SQLite >= 3.35 (2021).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table('lines', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('learn_flagged_until', sa.DateTime(timezone=True),
-                                      nullable=True))
+    op.add_column('lines', sa.Column('learn_flagged_until', sa.DateTime(timezone=True),
+                                     nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('lines', schema=None) as batch_op:
-        batch_op.drop_column('learn_flagged_until')
+    op.drop_column('lines', 'learn_flagged_until')

@@ -2,10 +2,10 @@
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app import migrate
-from app.db import Base
+from app.db import Base, utcnow
 
 
 def test_upgrade_downgrade_roundtrip(db_url: str) -> None:  # db_url arrives at head
@@ -18,4 +18,25 @@ def test_upgrade_downgrade_roundtrip(db_url: str) -> None:  # db_url arrives at 
     migrate.upgrade(db_url)
     assert {"lines", "buffer_windows", "model_versions", "training_jobs"} <= set(
         inspect(create_engine(db_url)).get_table_names())
+    engine.dispose()
+
+
+def test_learn_flagged_until_migrates_without_losing_a_row(db_url: str) -> None:
+    """0001 <-> 0002 on a database holding a line and its buffer: on SQLite a batch migration
+    that recreated `lines` would cascade-delete every buffered window (foreign keys are on)."""
+    migrate.downgrade(db_url, "0001")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO lines (id, channels, \"window\", retrain_interval_s, min_windows, "
+            "promotion, target_false_alarm_rate, buffer_limit, buffer_seen, buffer_dropped, "
+            "created_at, updated_at) VALUES ('l1', '[\"a\"]', 8, 60, 20, 'auto', 0.01, 100, 0, "
+            "0, :t, :t)"), {"t": utcnow()})
+        conn.execute(text("INSERT INTO buffer_windows (line_id, \"values\", received_at) "
+                          "VALUES ('l1', :v, :t)"), {"v": b"\0" * 32, "t": utcnow()})
+    for revision in ("head", "0001", "head"):
+        (migrate.upgrade if revision == "head" else migrate.downgrade)(db_url, revision)
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM buffer_windows")) == 1, revision
+            assert conn.scalar(text("SELECT count(*) FROM lines")) == 1, revision
     engine.dispose()
