@@ -28,7 +28,9 @@ def run_online() -> None:
 
         engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
-        # render_as_batch: SQLite cannot ALTER most things; batch mode recreates tables.
+        # render_as_batch: SQLite cannot ALTER most things; batch mode recreates tables. With
+        # foreign keys on, recreating a parent table (lines) cascade-deletes its children:
+        # prefer op.add_column / op.drop_column, which SQLite >= 3.35 does in place.
         context.configure(connection=conn, target_metadata=target_metadata,
                           render_as_batch=conn.dialect.name == "sqlite")
         with context.begin_transaction():

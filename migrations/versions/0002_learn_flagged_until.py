@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29 04:50:00
+Create Date: 2026-11-29 04:35:00
 """
 from collections.abc import Sequence
 
