@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -12,6 +12,11 @@ from app import audit, buffer, registry
 from app.errors import ApiError, not_found
 from app.schemas.lines import LineConfig
 from app.tables import Line
+
+
+def vouched(line: Line, now: datetime) -> bool:
+    """Whether an operator vouches for the line's data now: flagged windows join the buffer."""
+    return line.learn_flagged_until is not None and now < line.learn_flagged_until
 
 
 def get_line(session: Session, line_id: str) -> Line:

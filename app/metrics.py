@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import utcnow
+from app.lines import vouched
 from app.tables import BufferWindow, Line, ModelVersion, TrainingJob
 
 disable_created_metrics()  # *_created series double the scrape for no dashboard use
@@ -67,6 +68,7 @@ class StateCollector(Collector):
             ("lifeline_buffer_windows", "Raw windows in the fresh buffer"),
             ("lifeline_buffer_oldest_age_seconds", "Age of the oldest buffered window"),
             ("lifeline_buffer_dropped_windows", "Windows the bounded buffer did not keep"),
+            ("lifeline_learn_flagged", "1 while an operator vouches: flagged windows are buffered"),
             ("lifeline_last_successful_retrain_timestamp_seconds", "Unix time of last success"),
         ]}
         with self.sessions() as s:
@@ -89,6 +91,7 @@ class StateCollector(Collector):
             g["lifeline_buffer_windows"].add_metric([line.id], n)
             g["lifeline_buffer_oldest_age_seconds"].add_metric([line.id], age)
             g["lifeline_buffer_dropped_windows"].add_metric([line.id], line.buffer_dropped)
+            g["lifeline_learn_flagged"].add_metric([line.id], float(vouched(line, now)))
             g["lifeline_last_successful_retrain_timestamp_seconds"].add_metric(
                 [line.id], _ts(_as_dt(ok.get(line.id))))
             v = active.get(line.id)

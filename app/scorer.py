@@ -17,7 +17,7 @@ import models
 from app import buffer
 from app.db import utcnow
 from app.errors import ApiError
-from app.lines import get_line
+from app.lines import get_line, vouched
 from app.metrics import Metrics
 from app.model_cache import ModelCache
 from app.schemas.scoring import FastScoreRequest, ScoreRequest
@@ -161,9 +161,9 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
         # Anomalous and insufficient windows never train a model, unless an operator vouches
         # for the line: otherwise normal behaviour the model has not seen (a warmer season)
         # would be flagged, never buffered, and so never learned.
-        vouched = line.learn_flagged_until is not None and utcnow() < line.learn_flagged_until
+        learn_flagged = vouched(line, utcnow())
         keep = [r["index"] for r in results if r["status"] == "warming_up"
-                or (r["status"] == "scored" and (vouched or not r["anomaly"]))]
+                or (r["status"] == "scored" and (learn_flagged or not r["anomaly"]))]
         buffer.append(session, line, batch.windows[keep], [batch.starts[i] for i in keep],
                       ctx.rng)
     if batch.batch_id is not None:

@@ -126,9 +126,11 @@ def test_an_operator_vouched_period_buffers_flagged_windows(api: Api) -> None:
     out = post(api, unseen)
     assert sum(res["anomaly"] for res in out["results"]) >= 18  # still flagged and reported
     assert len(buffered_ids(api)) == 20  # and buffered: the operator vouched for them
+    assert f'lifeline_learn_flagged{{line="{LINE}"}} 1.0' in api.client.get("/metrics").text
 
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     assert api.call("PUT", f"/v1/lines/{LINE}", json={**cfg, "learn_flagged_until": past}
                     ).status_code == 200
     post(api, unseen)
     assert len(buffered_ids(api)) == 20  # the period is over: flagged windows stay out
+    assert f'lifeline_learn_flagged{{line="{LINE}"}} 0.0' in api.client.get("/metrics").text
