@@ -29,6 +29,7 @@ bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results
 	mkdir -p bench/results
 	$(BIN)/python -m bench.lifelong --json bench/results/lifelong.json
 	$(BIN)/python -m bench.quality --json bench/results/quality.json
+	$(BIN)/python -m bench.vouch
 	$(BIN)/python -m bench.throughput --json bench/results/throughput.json
 	$(BIN)/python -m bench.profile
 
