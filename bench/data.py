@@ -29,6 +29,13 @@ def skab_files(root: Path = DATA / "skab") -> list[tuple[str, np.ndarray, np.nda
     return out
 
 
+def skab_anomaly_free(root: Path = DATA / "skab") -> np.ndarray:
+    """SKAB's anomaly-free run as rows [n, 8], in the labelled files' channel order."""
+    with (root / "anomaly-free" / "anomaly-free.csv").open() as f:
+        rows = list(csv.reader(f, delimiter=";"))[1:]
+    return np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32)
+
+
 def tep(name: str, root: Path = DATA / "tep") -> np.ndarray:
     """A TEP file as rows [n, 52]; d00.dat is stored transposed (52 x 500)."""
     x = np.loadtxt(root / name, dtype=np.float32)

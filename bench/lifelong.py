@@ -22,7 +22,6 @@ Means over seeds; the first table is after the last stage, the second far_old af
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.data import DATA, SKAB_TRAIN_ROWS, skab_files, sliding
+from bench.data import SKAB_TRAIN_ROWS, skab_anomaly_free, skab_files, sliding
 from bench.metrics import auroc
 from bench.sequence import learn_sequence
 from models import STRATEGIES, Detector, TrainConfig, score
@@ -67,9 +66,7 @@ def _every(x: np.ndarray) -> np.ndarray:
 def skab(seed: int) -> list[Regime]:
     """The same four campaigns for every seed (real data); seeds vary the training only."""
     del seed
-    with (DATA / "skab" / "anomaly-free" / "anomaly-free.csv").open() as f:
-        rows = list(csv.reader(f, delimiter=";"))[1:]
-    free = np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32)
+    free = skab_anomaly_free()
     cut = int(0.7 * len(free))
     out = [Regime(_every(sliding(free[:cut], SKAB_WINDOW)),
                   _every(sliding(free[cut:], SKAB_WINDOW)), None)]

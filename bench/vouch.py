@@ -15,14 +15,13 @@ the serving model as teacher -> calibrate_detector -> score.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import time
 
 import numpy as np
 import torch
 
-from bench.data import DATA, sliding
+from bench.data import skab_anomaly_free, sliding
 from models import Detector, TrainConfig, calibrate_detector, score, train_student
 
 FAR, WINDOW, STRIDE = 0.01, 32, 4
@@ -33,12 +32,6 @@ MIN_WINDOWS = 100  # a retrain needs this many buffered windows, as a line's min
 
 def _windows(rows: np.ndarray) -> np.ndarray:
     return sliding(rows, WINDOW)[::STRIDE]
-
-
-def anomaly_free() -> np.ndarray:
-    with (DATA / "skab" / "anomaly-free" / "anomaly-free.csv").open() as f:
-        rows = list(csv.reader(f, delimiter=";"))[1:]
-    return np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32)
 
 
 def _far(det: Detector, normal: np.ndarray) -> float:
@@ -73,7 +66,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     a = p.parse_args()
     torch.set_num_threads(2)
-    rows, t0 = anomaly_free(), time.perf_counter()
+    rows, t0 = skab_anomaly_free(), time.perf_counter()
     print("| policy | after model 1 | retrain 1 | 2 | 3 | 4 | windows per step |")
     print("|---|---|---|---|---|---|---|")
     for policy in ("filtered", "vouched", "vouched, new regime"):
