@@ -26,9 +26,13 @@ class PCAMonitor:
         t = self.pca.transform(self._z(x))
         return np.sum(t**2 / self.pca.explained_variance_, axis=1)
 
-    def spe(self, x: np.ndarray) -> np.ndarray:
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """Standardised rows less their projection on the principal subspace: [n, C]."""
         z = self._z(x)
-        return np.sum((z - self.pca.inverse_transform(self.pca.transform(z))) ** 2, axis=1)
+        return (z - self.pca.inverse_transform(self.pca.transform(z))).astype(np.float32)
+
+    def spe(self, x: np.ndarray) -> np.ndarray:
+        return np.sum(self.residual(x).astype(np.float64) ** 2, axis=1)
 
 
 class IForest:

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 
+import torch
+
+from bench.baselines import PCAMonitor
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
 from bench.detection import Confusion
-from bench.quality import out_of_fold, trailing_mean
+from bench.quality import out_of_fold, squared_residual, trailing_mean
+from models import TrainConfig, train_student
 
 
 def test_f1_far_mar_on_a_hand_made_example() -> None:
@@ -42,6 +46,31 @@ def test_out_of_fold_scores_each_block_by_a_model_that_never_saw_it() -> None:
     assert s.shape == (3 * (50 - 8 + 1),) and np.isfinite(s).all()
     # windows of block 2 start at row 50: those holding row 70 are 13..20 of that block
     assert 43 + 13 <= int(np.argmax(s)) <= 43 + 20
+
+
+def test_pca_residual_is_what_the_principal_subspace_leaves() -> None:
+    rng = np.random.default_rng(1)
+    latent = rng.standard_normal((300, 2))
+    rows = latent @ rng.standard_normal((2, 5)) + 0.05 * rng.standard_normal((300, 5))
+    pca = PCAMonitor(var_kept=0.9).fit(rows)
+    r = pca.residual(rows)
+    assert pca.pca.n_components_ == 2 and r.shape == (300, 5)
+    np.testing.assert_allclose(r @ pca.pca.components_.T, 0.0, atol=1e-4)  # off the subspace
+    np.testing.assert_allclose(pca.spe(rows), np.sum(r.astype(np.float64) ** 2, axis=1),
+                               rtol=1e-5)
+    assert np.median(pca.spe(rows)) < 0.01 * np.median(np.sum(pca._z(rows) ** 2, axis=1))
+
+
+def test_squared_residual_is_in_the_units_of_the_windows() -> None:
+    rng = np.random.default_rng(2)
+    windows = (3.0 + 2.0 * rng.standard_normal((80, 8, 2))).astype(np.float32)
+    det = train_student(windows, cfg=TrainConfig(seed=0, max_epochs=2)).detector
+    xs, mask, _ = det.bank.standardise(windows)
+    with torch.no_grad():
+        mean = det.vae(xs, mask)["mean"].transpose(1, 2).numpy()  # [N, T, C], scaler units
+    mean_raw = mean * det.bank.stats[0, 1] + det.bank.stats[0, 0]
+    expected = 0.5 * np.sum((windows - mean_raw) ** 2, axis=(1, 2))
+    np.testing.assert_allclose(squared_residual(det, windows), expected, rtol=1e-4)
 
 
 needs_data = pytest.mark.skipif(not (DATA / "skab").exists(), reason="../shared/data absent")
