@@ -69,6 +69,8 @@ class StateCollector(Collector):
             ("lifeline_buffer_oldest_age_seconds", "Age of the oldest buffered window"),
             ("lifeline_buffer_dropped_windows", "Windows the bounded buffer did not keep"),
             ("lifeline_learn_flagged", "1 while an operator vouches: flagged windows are buffered"),
+            ("lifeline_target_false_alarm_ratio",
+             "The line's target false-alarm rate, to compare the live alarm rate with"),
             ("lifeline_last_successful_retrain_timestamp_seconds", "Unix time of last success"),
         ]}
         with self.sessions() as s:
@@ -92,6 +94,8 @@ class StateCollector(Collector):
             g["lifeline_buffer_oldest_age_seconds"].add_metric([line.id], age)
             g["lifeline_buffer_dropped_windows"].add_metric([line.id], line.buffer_dropped)
             g["lifeline_learn_flagged"].add_metric([line.id], float(vouched(line, now)))
+            g["lifeline_target_false_alarm_ratio"].add_metric([line.id],
+                                                               line.target_false_alarm_rate)
             g["lifeline_last_successful_retrain_timestamp_seconds"].add_metric(
                 [line.id], _ts(_as_dt(ok.get(line.id))))
             v = active.get(line.id)

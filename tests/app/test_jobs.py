@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app import jobs
+from app import buffer, jobs
 from app.db import make_engine, make_sessionmaker, utcnow
 from app.errors import ApiError
 from app.main import create_app
@@ -161,14 +161,18 @@ def test_two_instances_see_each_others_activation(db_url: str) -> None:
 def test_buffer_is_bounded_by_reservoir_sampling(api: Api) -> None:
     api.call("PUT", "/v1/lines/small", json={"channels": CHANNELS, "window": WINDOW,
                                             "min_windows": 20, "buffer_limit": 25})
-    for seed in range(4):
-        api.call("POST", "/v1/lines/small/windows",
-                 json={"windows": windows_json(make_windows(30, 4, WINDOW, 0, seed=seed))})
+    batches = [make_windows(30, 4, WINDOW, 0, seed=seed) for seed in range(4)]
+    for x in batches:
+        api.call("POST", "/v1/lines/small/windows", json={"windows": windows_json(x)})
     buf = api.call("GET", "/v1/lines/small").json()["buffer"]
     assert buf["windows"] == 25 and buf["dropped"] == 120 - 25
     with api.svc.sessions() as s:
-        ids = sorted(s.scalars(select(BufferWindow.id).where(BufferWindow.line_id == "small")))
-    assert ids[-1] > 25 + 30  # later batches replaced some early windows (a uniform sample)
+        _, kept = buffer.snapshot(s, s.get_one(Line, "small"))
+    came_from = {b for k in kept for b, x in enumerate(batches) if (x == k).all(axis=(1, 2)).any()}
+    # A uniform sample of all 120, not the first 25: the last two batches' 60 windows all miss
+    # the reservoir with probability prod(1 - 25 / k, k = 61..120) < 1e-7. (Row ids cannot
+    # tell: SQLite reuses the largest rowid once its row is evicted.)
+    assert len(kept) == 25 and came_from & {2, 3}
 
 
 def test_a_rejected_student_never_serves(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

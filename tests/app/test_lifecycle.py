@@ -106,6 +106,7 @@ def test_line_lifecycle(api: Api) -> None:
     text = api.client.get("/metrics").text
     assert f'lifeline_active_model_version{{line="{LINE}"}} 3.0' in text
     assert f'lifeline_windows_scored_total{{line="{LINE}"}}' in text
+    assert f'lifeline_target_false_alarm_ratio{{line="{LINE}"}} 0.01' in text  # the default
     with api.svc.sessions() as s:
         assert s.scalar(select(func.count()).select_from(ModelVersion)) == 3
 
