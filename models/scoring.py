@@ -38,9 +38,9 @@ def _residual_energy(
     """One forward: 0.5 z^2 per observed element [N, C, T], the decoded std [N, C, T] and the
     missing-value rescale [N] that keeps windows with gaps comparable to full ones."""
     out = vae(xs, mask)
-    z = (xs - out["mean"]) / out["std"]
+    energy = (xs - out["mean"]).div_(out["std"]).square_().mul_(0.5)  # in place: no temporaries
     scale = mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
-    return 0.5 * z.square() * mask, out["std"], scale
+    return energy.mul_(mask), out["std"], scale
 
 
 def _excess(vae: WindowVAE, energy: torch.Tensor, std: torch.Tensor, mask: torch.Tensor,

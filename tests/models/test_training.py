@@ -159,6 +159,27 @@ def test_missing_values_are_masked_not_scored(first: Detector) -> None:
     np.testing.assert_allclose(s.observed, 1 - 1 / C)
 
 
+@pytest.mark.parametrize("regimes", [1, 2])
+def test_a_gap_in_one_window_leaves_the_others_standardised_alike(regimes: int) -> None:
+    """Complete batches take a shortcut past the mask; one gap must not change the rest."""
+    bank = RegimeBank.fit(make_windows(50, C, T, 0, seed=1))
+    if regimes == 2:
+        bank = bank.with_regime(make_windows(50, C, T, 1, seed=2))
+    x = np.concatenate([make_windows(3, C, T, 0, seed=3), make_windows(3, C, T, 1, seed=4)])
+    holed = x.copy()
+    holed[4, 5, 1] = np.nan
+    xs, mask, regime = bank.standardise(x)
+    xs_h, mask_h, regime_h = bank.standardise(holed)
+    assert mask.min() == 1.0 and xs.is_contiguous() and mask.is_contiguous()
+    assert mask_h[4, 1, 5] == 0.0 and xs_h[4, 1, 5] == 0.0 and mask_h.sum() == mask.numel() - 1
+    keep = torch.ones_like(mask_h, dtype=torch.bool)
+    keep[4, 1, 5] = False
+    assert torch.equal(xs[keep], xs_h[keep]) and torch.equal(regime, regime_h)
+    stats = bank.stats[regime.numpy()]  # [N, 2, C]
+    want = (x - stats[:, None, 0]) / stats[:, None, 1]
+    np.testing.assert_allclose(xs.transpose(1, 2).numpy(), want, rtol=1e-6)
+
+
 def test_faulty_channel_leads_contributions(first: Detector) -> None:
     s = score(first, inject_fault(make_windows(30, C, T, 0, seed=8), channel=1, magnitude=8))
     assert (s.contributions.argmax(axis=1) == 1).mean() > 0.9
