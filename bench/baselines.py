@@ -29,10 +29,10 @@ class PCAMonitor:
     def residual(self, x: np.ndarray) -> np.ndarray:
         """Standardised rows less their projection on the principal subspace: [n, C]."""
         z = self._z(x)
-        return (z - self.pca.inverse_transform(self.pca.transform(z))).astype(np.float32)
+        return z - self.pca.inverse_transform(self.pca.transform(z))
 
     def spe(self, x: np.ndarray) -> np.ndarray:
-        return np.sum(self.residual(x).astype(np.float64) ** 2, axis=1)
+        return np.sum(self.residual(x) ** 2, axis=1)
 
 
 class IForest:

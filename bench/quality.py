@@ -10,8 +10,8 @@ TEP (Braatz): train on d00.dat; false alarms on d00_te.dat; detection rate on ro
 The `_window` baselines average their row scores over the rows of Lifeline's window, so both
 judge the same span of data; `lifeline_crossfit` (the threshold), `lifeline_pca_residual` (a
 linear stage before the VAE) and `lifeline_level_free` (slow channels judged by shape) are
-experiments. `--held-out` sets the share of training data every
-method calibrates on (Lifeline: TrainConfig.val_fraction).
+experiments. `--held-out` sets the share of training data every method calibrates on
+(Lifeline: TrainConfig.val_fraction).
 """
 
 from __future__ import annotations
