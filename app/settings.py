@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     train_executor: Literal["process", "thread"] = "process"
     train_threads: int = Field(1, ge=1, description="torch threads of a training job")
     train_max_epochs: int = Field(60, ge=1)
+    # Where training jobs run: "auto" takes CUDA when torch sees a device, else the CPU; or
+    # "cpu", "cuda", "cuda:N". Scoring stays on the CPU: a window is ~1.3 MFLOP, well under a
+    # millisecond there, and the service scores many small batches (bench/README.md).
+    train_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
     train_seed: int = 0
     job_lease_s: float = Field(300.0, gt=0, description="a job silent this long is reaped")
     job_max_attempts: int = Field(3, ge=1)

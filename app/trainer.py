@@ -35,16 +35,31 @@ class TrainOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def resolve_device(name: str) -> str:
+    """The torch device of training jobs for LIFELINE_TRAIN_DEVICE. A CUDA device torch cannot
+    see is refused when the service starts, not at the first retrain hours later."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if index >= seen:
+            raise ValueError(f"LIFELINE_TRAIN_DEVICE={name}, but torch sees {seen} CUDA "
+                             "device(s) here: set it to auto or cpu")
+    return name
+
+
 def train_version(
     fresh: np.ndarray, teacher_artifact: bytes | None, *, new_regime: bool, target_far: float,
-    max_epochs: int, seed: int, threads: int | None,
+    max_epochs: int, seed: int, threads: int | None, device: str = "cpu",
 ) -> TrainOutcome:
-    """Pure model work, picklable, so it can run in a spawned process."""
+    """Pure model work, picklable, so it can run in a spawned process. The artifact is always
+    saved from CPU tensors, so any replica can load it whatever device trained it."""
     if threads is not None:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     teacher = models.from_bytes(teacher_artifact) if teacher_artifact else None
-    cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed)
+    cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device)
     res = models.train_student(fresh, teacher, cfg, new_regime=new_regime)
     det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher)
     report = models.gate(det, res.heldout, target_far, teacher=teacher, new_regime=new_regime)
@@ -52,7 +67,7 @@ def train_version(
         **report.metrics, "epochs": len(res.history), "train_windows": int(len(fresh)),
         "train_s": round(time.perf_counter() - t0, 3),
         "final_val_loss": res.history[-1]["val_loss"] if res.history else None,
-        "cold_restart": res.cold_restart,
+        "cold_restart": res.cold_restart, "device": device,
     }
     return TrainOutcome(models.to_bytes(det), report.passed, report.reasons, metrics,
                         det.regimes, det.threshold, res.history)
@@ -66,6 +81,7 @@ class JobRunner:
         self.sessions, self.settings, self.compute, self.metrics = (
             sessions, settings, compute, metrics)
         self.owner = settings.instance_name
+        self.device = resolve_device(settings.train_device)
 
     def run(self, job_id: str) -> None:
         t0 = time.perf_counter()
@@ -100,7 +116,7 @@ class JobRunner:
         fut = self.compute.submit(
             train_version, fresh, teacher, new_regime=new_regime, target_far=far,
             max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
-            threads=threads)
+            threads=threads, device=self.device)
         while True:
             try:
                 return fut.result(timeout=self.settings.job_lease_s / 3)

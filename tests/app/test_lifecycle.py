@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import torch
 from sqlalchemy import func, select
 
 from app.tables import BufferWindow, ModelVersion
@@ -75,6 +76,7 @@ def test_line_lifecycle(api: Api) -> None:
     job = api.call("GET", f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["model_version"] == 2, job
     assert job["metrics"]["cold_restart"] in (True, False)  # shown to the operator
+    assert job["metrics"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     versions = models_of(api)
     assert versions[2]["status"] == "active" and versions[2]["parent_version"] == 1
     assert versions[1]["status"] == "retired"
