@@ -34,3 +34,14 @@ class Confusion:
     @property
     def mar(self) -> float:
         return self.fn / (self.fn + self.tp) if self.fn + self.tp else 0.0
+
+
+def oracle_threshold(scores: np.ndarray, actual: np.ndarray, far: float) -> float:
+    """The lowest threshold (alarm when score > threshold) whose false-alarm rate on these
+    rows stays within `far`: the (k+1)-th highest normal score, k = floor(far * normal rows).
+    It needs the labels, which a plant never has; it separates what a detector's ranking
+    allows from what its calibration reaches."""
+    normal = np.asarray(scores, np.float64)[~np.asarray(actual, bool)]
+    normal = np.sort(normal[np.isfinite(normal)])[::-1]
+    k = int(np.floor(far * len(normal) + 1e-9))
+    return float(normal[min(k, len(normal) - 1)]) if len(normal) else np.inf

@@ -6,7 +6,7 @@ import torch
 
 from bench.baselines import PCAMonitor
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
-from bench.detection import Confusion
+from bench.detection import Confusion, oracle_threshold
 from bench.quality import level_free, out_of_fold, squared_residual, trailing_mean
 from models import TrainConfig, train_student
 
@@ -19,6 +19,20 @@ def test_f1_far_mar_on_a_hand_made_example() -> None:
     assert (c.tp, c.fp, c.fn, c.tn) == (3, 1, 2, 6)
     assert c.f1 == pytest.approx(2 * 3 / (2 * 3 + 1 + 2))
     assert c.far == pytest.approx(1 / 7) and c.mar == pytest.approx(2 / 5)
+
+
+def test_oracle_threshold_is_the_lowest_within_the_false_alarm_budget() -> None:
+    # 10 normal rows scored 1..10, 3 anomalous rows: at 20 % false alarms exactly the normal
+    # rows 9 and 10 may exceed the threshold, so it sits at 8.
+    scores = np.array([5.0, 1, 9, 2, 7, 3, 10, 4, 6, 8, 8.5, 0.5, 12])
+    actual = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1], bool)
+    thr = oracle_threshold(scores, actual, 0.2)
+    assert thr == 8.0
+    c = Confusion()
+    c.add(scores > thr, actual)
+    assert c.far == pytest.approx(0.2) and (c.tp, c.fn) == (2, 1)
+    assert oracle_threshold(scores, actual, 0.0) == 10.0  # no false alarm allowed
+    assert oracle_threshold(scores, np.ones(13, bool), 0.1) == np.inf  # no normal row to judge
 
 
 def test_sliding_windows_end_at_every_row() -> None:
