@@ -49,6 +49,12 @@ def put_line(
 
 
 def _check_shape_change(session: Session, line: Line, cfg: LineConfig) -> None:
+    if line.shape_only_channels != cfg.shape_only_channels and registry.list_versions(
+            session, line.id):
+        raise ApiError(409, "line_shape_locked",
+                       "shape_only_channels cannot change once the line has a model: its "
+                       "models and their replay are scaled that way; create a new line",
+                       {"shape_only_channels": line.shape_only_channels})
     if line.channels == cfg.channels and line.window == cfg.window:
         return
     if registry.list_versions(session, line.id):
@@ -76,6 +82,7 @@ def describe(session: Session, line: Line) -> dict[str, Any]:
         "retrain_interval_s": line.retrain_interval_s, "min_windows": line.min_windows,
         "promotion": line.promotion, "target_false_alarm_rate": line.target_false_alarm_rate,
         "buffer_limit": line.buffer_limit, "learn_flagged_until": line.learn_flagged_until,
+        "shape_only_channels": line.shape_only_channels,
         "state": "ready" if active else "warming_up", "active_model": active,
         "buffer": {"windows": buffer.count(session, line.id),
                    "oldest_at": buffer.oldest(session, line.id), "dropped": line.buffer_dropped},

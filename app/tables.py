@@ -40,6 +40,8 @@ class Line(Base):
     open_event_id: Mapped[int | None]  # anomaly event the next anomalous window extends
     # Until then flagged windows join the buffer too: an operator vouches for the line's data.
     learn_flagged_until: Mapped[datetime | None]
+    # Channel names judged by their shape within a window, not their level (models/preprocessing).
+    shape_only_channels: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -52,6 +52,7 @@ def resolve_device(name: str) -> str:
 def train_version(
     fresh: np.ndarray, teacher_artifact: bytes | None, *, new_regime: bool, target_far: float,
     max_epochs: int, seed: int, threads: int | None, device: str = "cpu",
+    shape_only: tuple[int, ...] = (),
 ) -> TrainOutcome:
     """Pure model work, picklable, so it can run in a spawned process. The artifact is always
     saved from CPU tensors, so any replica can load it whatever device trained it."""
@@ -60,7 +61,9 @@ def train_version(
     t0 = time.perf_counter()
     teacher = models.from_bytes(teacher_artifact) if teacher_artifact else None
     cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device)
-    res = models.train_student(fresh, teacher, cfg, new_regime=new_regime)
+    # A line's first model fixes its shape-only channels; students inherit their teacher's.
+    res = models.train_student(fresh, teacher, cfg, new_regime=new_regime,
+                               shape_only=() if teacher else shape_only)
     det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher)
     report = models.gate(det, res.heldout, target_far, teacher=teacher, new_regime=new_regime)
     metrics: dict[str, Any] = {
@@ -89,11 +92,12 @@ class JobRunner:
             job = s.get_one(TrainingJob, job_id)
             line = s.get_one(Line, job.line_id)
             line_id, new_regime = line.id, job.new_regime
+            shape_only = tuple(line.channels.index(c) for c in line.shape_only_channels)
             teacher = self._active_artifact(s, line)
             ids, fresh = buffer.snapshot(s, line)
             far = line.target_false_alarm_rate
         try:
-            outcome = self._compute(job_id, fresh, teacher, new_regime, far)
+            outcome = self._compute(job_id, fresh, teacher, new_regime, far, shape_only)
             result = self._register(job_id, line_id, outcome, ids)
         except jobs.LeaseLost:
             log.warning("job %s: lease lost, result discarded", job_id)
@@ -111,12 +115,12 @@ class JobRunner:
         return registry.get_version(s, line.id, line.active_version).artifact
 
     def _compute(self, job_id: str, fresh: np.ndarray, teacher: bytes | None,
-                 new_regime: bool, far: float) -> TrainOutcome:
+                 new_regime: bool, far: float, shape_only: tuple[int, ...]) -> TrainOutcome:
         threads = self.settings.train_threads if self.settings.train_executor == "process" else None
         fut = self.compute.submit(
             train_version, fresh, teacher, new_regime=new_regime, target_far=far,
             max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
-            threads=threads, device=self.device)
+            threads=threads, device=self.device, shape_only=shape_only)
         while True:
             try:
                 return fut.result(timeout=self.settings.job_lease_s / 3)

@@ -126,15 +126,22 @@ def train_student(
     *,
     new_regime: bool = False,
     callback: ProgressCallback | None = None,
+    shape_only: tuple[int, ...] = (),
 ) -> TrainResult:
     """Fork a student from `teacher` (or start from scratch) and train it on fresh windows
     [N, T, C] plus teacher replay, per `cfg.strategy`. When a collapsed warm student brings a
-    student from scratch (cfg.cold_margin), `callback` sees that run's epochs from 1 again."""
+    student from scratch (cfg.cold_margin), `callback` sees that run's epochs from 1 again.
+    `shape_only` (channel indices, models/preprocessing.py) is set by a line's first model;
+    students inherit their teacher's, since replay lives in the teacher's scaled space."""
     cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)
     fresh = np.asarray(fresh, dtype=np.float32)
+    if teacher is not None and shape_only and tuple(shape_only) != teacher.bank.shape_only:
+        raise ValueError(f"shape-only channels {list(shape_only)} differ from the teacher's "
+                         f"{list(teacher.bank.shape_only)}; they are fixed by a line's first model")
     if teacher is None:
-        bank, vcfg = RegimeBank.fit(fresh), VAEConfig(fresh.shape[2], fresh.shape[1])
+        bank = RegimeBank.fit(fresh, tuple(shape_only))
+        vcfg = VAEConfig(fresh.shape[2], fresh.shape[1])
     elif new_regime:
         bank, vcfg = teacher.bank.with_regime(fresh), teacher.vae.cfg.grown()
     else:
@@ -161,12 +168,12 @@ def train_student(
 
 def train_joint(
     regimes: Sequence[np.ndarray], cfg: TrainConfig | None = None,
-    callback: ProgressCallback | None = None,
+    callback: ProgressCallback | None = None, shape_only: tuple[int, ...] = (),
 ) -> TrainResult:
     """The upper bound that keeps everything: one model on all regimes' windows at once."""
     cfg = cfg or TrainConfig(strategy="joint")
     torch.manual_seed(cfg.seed)
-    bank = RegimeBank.fit(regimes[0])
+    bank = RegimeBank.fit(regimes[0], shape_only)
     for x in regimes[1:]:
         bank = bank.with_regime(x)
     first = regimes[0]

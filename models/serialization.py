@@ -18,12 +18,16 @@ from models.preprocessing import RegimeBank
 from models.vae import WindowVAE
 
 # 2: the score dropped its log-std term (models/scoring.py); format-1 thresholds are in other units.
-FORMAT_VERSION = 2
+# 3: shape-only channels (models/preprocessing.py). A model without them is still written as 2,
+# so replicas of an older release keep loading it; one with them is refused there, not misread.
+FORMAT_VERSION = 3
+_READABLE = (2, 3)
 
 
 def to_bytes(det: Detector) -> bytes:
     meta = {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if det.bank.shape_only else 2,
+        "shape_only": list(det.bank.shape_only),
         "vae": det.vae.cfg.to_dict(),
         "threshold": det.threshold,
         "regime_thresholds": {str(k): v for k, v in det.regime_thresholds.items()},
@@ -41,14 +45,14 @@ def from_bytes(data: bytes, device: str = "cpu") -> Detector:
         meta = json.loads(blob["meta"])
     except Exception as exc:  # any malformed or unsafe artifact is refused the same way
         raise ValueError(f"not a valid Lifeline model artifact: {exc}") from exc
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in _READABLE:
         raise ValueError(f"unsupported artifact format {meta.get('format_version')!r}")
     vae = WindowVAE(VAEConfig(**meta["vae"])).to(device)
     vae.load_state_dict(blob["state"])
     vae.eval()
     return Detector(
         vae=vae,
-        bank=RegimeBank(blob["bank"].cpu().numpy()),
+        bank=RegimeBank(blob["bank"].cpu().numpy(), tuple(meta.get("shape_only", ()))),
         threshold=float(meta["threshold"]),
         regime_thresholds={int(k): float(v) for k, v in meta["regime_thresholds"].items()},
     )

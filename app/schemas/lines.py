@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LINE_ID = r"^[A-Za-z0-9_.\-]{1,64}$"
 
@@ -22,6 +22,10 @@ class LineConfig(BaseModel):
         None, description="until this time (RFC 3339 with a zone) windows the model flags also "
         "join the fresh buffer: the operator vouches that the line runs normally, e.g. after "
         "a change the model has not seen yet")
+    shape_only_channels: list[str] = Field(
+        default_factory=list, description="channels judged by their shape within a window, "
+        "not their level: for sensors whose level drifts in normal running (temperatures during "
+        "a warm-up). A slow excursion of such a channel goes unseen. Fixed by the first model")
 
     @field_validator("channels")
     @classmethod
@@ -30,6 +34,15 @@ class LineConfig(BaseModel):
         if dupes:
             raise ValueError(f"channel names must be unique; repeated: {dupes}")
         return v
+
+    @model_validator(mode="after")
+    def _shape_only_are_channels(self) -> LineConfig:
+        unknown = [c for c in self.shape_only_channels if c not in self.channels]
+        if unknown:
+            raise ValueError(f"shape_only_channels must name channels of this line; unknown: "
+                             f"{unknown}")
+        self.shape_only_channels = sorted(set(self.shape_only_channels), key=self.channels.index)
+        return self
 
 
 class ActiveModel(BaseModel):

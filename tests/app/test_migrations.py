@@ -1,5 +1,7 @@
 """Migrations: empty -> head -> base -> head, on both databases, matching the models."""
 
+import json
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
@@ -39,4 +41,7 @@ def test_learn_flagged_until_migrates_without_losing_a_row(db_url: str) -> None:
         with engine.connect() as conn:
             assert conn.scalar(text("SELECT count(*) FROM buffer_windows")) == 1, revision
             assert conn.scalar(text("SELECT count(*) FROM lines")) == 1, revision
+    with engine.connect() as conn:  # 0003: a line from before gets no shape-only channel
+        marked = conn.scalar(text("SELECT shape_only_channels FROM lines"))
+    assert (json.loads(marked) if isinstance(marked, str) else marked) == []
     engine.dispose()

@@ -7,7 +7,7 @@ import torch
 from bench.baselines import PCAMonitor
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
 from bench.detection import Confusion, oracle_threshold
-from bench.quality import level_free, out_of_fold, squared_residual, trailing_mean
+from bench.quality import out_of_fold, squared_residual, trailing_mean
 from models import TrainConfig, train_student
 
 
@@ -72,18 +72,6 @@ def test_pca_residual_is_what_the_principal_subspace_leaves() -> None:
     np.testing.assert_allclose(pca.spe(rows), np.sum(r.astype(np.float64) ** 2, axis=1),
                                rtol=1e-5)
     assert np.median(pca.spe(rows)) < 0.01 * np.median(np.sum(pca._z(rows) ** 2, axis=1))
-
-
-def test_level_free_centres_only_the_slow_channels_of_each_window() -> None:
-    rng = np.random.default_rng(3)
-    w = (20.0 + rng.standard_normal((5, 6, 8))).astype(np.float32)  # SKAB's width
-    out = level_free(w)
-    np.testing.assert_allclose(out[:, :, [4, 5]].mean(axis=1), 0.0, atol=1e-5)
-    shift = np.broadcast_to(w[:, :, [4, 5]].mean(axis=1, keepdims=True), (5, 6, 2))
-    np.testing.assert_allclose(w[:, :, [4, 5]] - out[:, :, [4, 5]], shift, atol=1e-5)
-    np.testing.assert_array_equal(out[:, :, [0, 1, 2, 3, 6, 7]], w[:, :, [0, 1, 2, 3, 6, 7]])
-    tep_wide = w[:, :, :4].repeat(13, axis=2)  # 52 channels: none is slow
-    assert level_free(tep_wide) is tep_wide
 
 
 def test_squared_residual_is_in_the_units_of_the_windows() -> None:

@@ -307,3 +307,57 @@ def test_the_held_out_block_is_the_most_recent_and_unseen() -> None:
     assert holdout_split(windows, 0.15, purge=False)[0].stop == len(windows) - n_val
     # 12 windows: 2 held out; of the other 10 the purge (7) may take only half
     assert holdout_split(windows[:12], 0.15, purge=True)[0].stop == 5
+
+
+def test_shape_only_channels_lose_their_level_and_keep_their_shape() -> None:
+    windows = make_windows(120, C, T, 0, seed=2)
+    bank = RegimeBank.fit(windows, (2,))
+    lifted = windows.copy()
+    lifted[:, :, 2] += 100.0  # the marked channel drifts: its level is gone after `centre`
+    lifted[:, :, 1] += 100.0  # an unmarked channel's level still counts
+    xs, _, _ = bank.standardise(windows)
+    xs_up, _, _ = bank.standardise(lifted)
+    np.testing.assert_allclose(xs_up[:, 2].numpy(), xs[:, 2].numpy(), atol=1e-3)
+    assert (xs_up[:, 1] - xs[:, 1]).abs().min() > 1.0
+    centred = windows[:, :, 2] - windows[:, :, 2].mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(xs[:, 2].numpy() * bank.stats[0, 1, 2], centred, atol=1e-3)
+    assert bank.stats[0, 1, 2] < windows[:, :, 2].std()  # scaled by the in-window spread
+
+    gap = windows[:1].copy()
+    gap[0, 3, 2] = np.nan  # centred over the observed steps, the gap stays masked
+    xg, mg, _ = bank.standardise(gap)
+    seen = np.delete(gap[0, :, 2], 3)
+    np.testing.assert_allclose(np.delete(xg[0, 2].numpy(), 3) * bank.stats[0, 1, 2],
+                               seen - seen.mean(), atol=1e-3)
+    assert mg[0, 2, 3] == 0 and xg[0, 2, 3] == 0
+    assert not np.isnan(windows).any()  # the caller's windows are left as they were
+
+
+def test_a_model_with_shape_only_channels_ignores_their_drift_end_to_end() -> None:
+    train = make_windows(300, C, T, 0, seed=3)
+    probe = make_windows(60, C, T, 0, seed=4)
+    drifted = probe.copy()
+    drifted[:, :, 2] += 10 * train[:, :, 2].std()
+    plain = calibrate_detector(*_fit(train, ()), 0.01)
+    marked = calibrate_detector(*_fit(train, (2,)), 0.01)
+    assert np.mean(score(plain, drifted).score > plain.threshold) > 0.9
+    assert np.mean(score(marked, drifted).score > marked.threshold) < 0.1
+    step = inject_fault(probe, channel=1, magnitude=4.0)  # unmarked channels still alarm
+    assert np.mean(score(marked, step).score > marked.threshold) > 0.9
+
+    back = from_bytes(to_bytes(marked))
+    assert back.bank.shape_only == (2,)
+    np.testing.assert_array_equal(score(back, drifted).score, score(marked, drifted).score)
+    with pytest.raises(ValueError, match="fixed by a line's first model"):
+        train_student(train, marked, FAST, shape_only=(1,))
+
+
+def test_artifacts_without_shape_only_channels_stay_readable_by_older_releases(
+        first: Detector) -> None:
+    meta = torch.load(io.BytesIO(to_bytes(first)), weights_only=True)["meta"]
+    assert '"format_version": 2' in meta  # what a release before shape-only channels reads
+
+
+def _fit(train: np.ndarray, shape_only: tuple[int, ...]) -> tuple[Detector, np.ndarray]:
+    res = train_student(train, cfg=TrainConfig(max_epochs=8, seed=0), shape_only=shape_only)
+    return res.detector, res.heldout
