@@ -351,6 +351,15 @@ def test_a_model_with_shape_only_channels_ignores_their_drift_end_to_end() -> No
     with pytest.raises(ValueError, match="fixed by a line's first model"):
         train_student(train, marked, FAST, shape_only=(1,))
 
+    # Students inherit the choice, also when a new regime grows the bank.
+    regime1 = make_windows(300, C, T, 1, seed=5)
+    res = train_student(regime1, marked, TrainConfig(max_epochs=8, seed=0), new_regime=True)
+    student = calibrate_detector(res.detector, res.heldout, 0.01, teacher=marked)
+    assert student.bank.shape_only == (2,) and student.bank.regimes == 2
+    drifted1 = make_windows(60, C, T, 1, seed=6)
+    drifted1[:, :, 2] += 10 * regime1[:, :, 2].std()
+    assert np.mean(score(student, drifted1).score > student.threshold) < 0.1
+
 
 def test_artifacts_without_shape_only_channels_stay_readable_by_older_releases(
         first: Detector) -> None:
