@@ -57,7 +57,8 @@ def lifeline(window: int, method: Method = "pot", folds: int = 0, held_out: floa
         det = calibrate_detector(res.detector, res.heldout, FAR_TARGET, method=method)
         threshold = det.threshold
         if folds:
-            normal = [score(det, res.heldout).score, out_of_fold(train, window, folds, seed)]
+            normal = [score(det, res.heldout).score,
+                      out_of_fold(train, window, folds, seed, shape_only)]
             threshold = calibrate(np.concatenate(normal), FAR_TARGET, method)
 
         def rows(x: np.ndarray) -> np.ndarray:  # score of the window ending at each row
@@ -111,7 +112,8 @@ def squared_residual(det: Detector, windows: np.ndarray) -> np.ndarray:
     return (0.5 * r.square()).sum(dim=(1, 2)).numpy().astype(np.float64)
 
 
-def out_of_fold(train: np.ndarray, window: int, folds: int, seed: int) -> np.ndarray:
+def out_of_fold(train: np.ndarray, window: int, folds: int, seed: int,
+                shape_only: tuple[int, ...] = ()) -> np.ndarray:
     """Scores of every training window by a model that never saw it: blocked K-fold over the
     rows, each fold's model trained on the windows wholly before or after its block.
 
@@ -121,7 +123,8 @@ def out_of_fold(train: np.ndarray, window: int, folds: int, seed: int) -> np.nda
     for k in range(folds):
         a, b = n * k // folds, n * (k + 1) // folds
         parts = [sliding(p, window) for p in (train[:a], train[b:]) if len(p) >= window]
-        res = train_student(np.concatenate(parts), cfg=TrainConfig(seed=seed))
+        res = train_student(np.concatenate(parts), cfg=TrainConfig(seed=seed),
+                            shape_only=shape_only)
         out.append(score(res.detector, sliding(train[a:b], window)).score)
     return np.concatenate(out)
 
@@ -158,6 +161,7 @@ METHODS: dict[str, Callable[[int, float], Callable[[np.ndarray, int], Fitted]]] 
     "lifeline_crossfit": lambda w, h: lifeline(w, folds=4, held_out=h),  # out-of-fold threshold
     "lifeline_pca_residual": lifeline_pca_residual,  # a linear stage before the VAE
     "lifeline_level_free": lambda w, h: lifeline(w, held_out=h, slow=True),
+    "lifeline_level_free_crossfit": lambda w, h: lifeline(w, folds=4, held_out=h, slow=True),
     "pca_spe": lambda w, h: _rowwise(lambda x, s: PCAMonitor().fit(x).spe, 1, h),
     "pca_t2": lambda w, h: _rowwise(lambda x, s: PCAMonitor().fit(x).t2, 1, h),
     "pca_spe_window": lambda w, h: _rowwise(lambda x, s: PCAMonitor().fit(x).spe, w, h),
