@@ -8,10 +8,13 @@ TEP (Braatz): train on d00.dat; false alarms on d00_te.dat; detection rate on ro
 160 of each dNN_te.dat; mean excluding faults 3, 9, 15. Every method's threshold is
 `models.calibrate` at the same target false-alarm rate on held-out training data: no labels.
 The `_window` baselines average their row scores over the rows of Lifeline's window, so both
-judge the same span of data; `lifeline_crossfit` (the threshold) and `lifeline_pca_residual` (a
-linear stage before the VAE) are experiments; `lifeline_level_free` is the service's option of
-shape-only channels, set as an operator who knows SKAB's rig would set it. `--held-out` sets
-the share of training data every method calibrates on (Lifeline: TrainConfig.val_fraction).
+judge the same span of data; `lifeline_pca_residual` (a linear stage before the VAE) and the
+out-of-fold thresholds `lifeline_crossfit` and `lifeline_level_free_crossfit` (run only when
+named) are experiments; `lifeline_level_free` is the service's option of shape-only channels,
+set as an operator who knows SKAB's rig would set it. Every method is also thresholded knowing
+the labels (an oracle, at the goals' false-alarm bars), which tells its ranking from its
+calibration. `--held-out` sets the share of training data every method calibrates on
+(Lifeline: TrainConfig.val_fraction).
 """
 
 from __future__ import annotations
