@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 LINE_ID = r"^[A-Za-z0-9_.\-]{1,64}$"
 
@@ -35,14 +35,16 @@ class LineConfig(BaseModel):
             raise ValueError(f"channel names must be unique; repeated: {dupes}")
         return v
 
-    @model_validator(mode="after")
-    def _shape_only_are_channels(self) -> LineConfig:
-        unknown = [c for c in self.shape_only_channels if c not in self.channels]
+    @field_validator("shape_only_channels")
+    @classmethod
+    def _shape_only_are_channels(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        channels = info.data.get("channels")
+        if channels is None:  # channels itself was refused; that error says enough
+            return v
+        unknown = [c for c in v if c not in channels]
         if unknown:
-            raise ValueError(f"shape_only_channels must name channels of this line; unknown: "
-                             f"{unknown}")
-        self.shape_only_channels = sorted(set(self.shape_only_channels), key=self.channels.index)
-        return self
+            raise ValueError(f"must name channels of this line; unknown: {unknown}")
+        return sorted(set(v), key=channels.index)
 
 
 class ActiveModel(BaseModel):
