@@ -61,9 +61,7 @@ def train_version(
     t0 = time.perf_counter()
     teacher = models.from_bytes(teacher_artifact) if teacher_artifact else None
     cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device)
-    # A line's first model fixes its shape-only channels; students inherit their teacher's.
-    res = models.train_student(fresh, teacher, cfg, new_regime=new_regime,
-                               shape_only=() if teacher else shape_only)
+    res = models.train_student(fresh, teacher, cfg, new_regime=new_regime, shape_only=shape_only)
     det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher)
     report = models.gate(det, res.heldout, target_far, teacher=teacher, new_regime=new_regime)
     metrics: dict[str, Any] = {

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.data import SKAB_TRAIN_ROWS, skab_anomaly_free, skab_files, sliding
+from bench.data import SKAB_THERMAL, SKAB_TRAIN_ROWS, skab_anomaly_free, skab_files, sliding
 from bench.metrics import auroc
 from bench.sequence import learn_sequence
 from models import STRATEGIES, Detector, TrainConfig, score
@@ -92,7 +92,7 @@ def skab(seed: int) -> list[Regime]:
 
 
 SEQUENCES = {"synthetic": synthetic, "skab": skab}
-SHAPE_ONLY = {"skab": (4, 5)}  # with --shape-only: the channels bench.quality marks on SKAB
+SHAPE_ONLY = {"skab": SKAB_THERMAL}  # with --shape-only
 
 
 def _judge(det: Detector, regime: Regime) -> tuple[float, float]:

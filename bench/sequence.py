@@ -34,7 +34,7 @@ def learn_sequence(
             kept = sum(len(x) for x in regimes[: i + 1])
         else:
             res = train_student(fresh, teacher, cfg, new_regime=teacher is not None,
-                                shape_only=() if teacher else shape_only)
+                                shape_only=shape_only)
             kept = 0  # the fresh buffer is emptied when this model becomes active
         det = calibrate_detector(res.detector, res.heldout, far, teacher=teacher)
         stages.append(Stage(det, time.perf_counter() - t0, kept))

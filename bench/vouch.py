@@ -22,14 +22,13 @@ import time
 import numpy as np
 import torch
 
-from bench.data import skab_anomaly_free, sliding
+from bench.data import SKAB_THERMAL, skab_anomaly_free, sliding
 from models import Detector, TrainConfig, calibrate_detector, score, train_student
 
 FAR, WINDOW, STRIDE = 0.01, 32, 4
 # first model | four retrain chunks | the next 15 % after the last one | the held-out end
 EDGES, TEST = (0.0, 0.10, 0.25, 0.40, 0.55, 0.70, 0.85), 0.70
 MIN_WINDOWS = 100  # a retrain needs this many buffered windows, as a line's min_windows
-THERMAL = (4, 5)  # Temperature, Thermocouple: the channels --shape-only marks
 
 
 def _windows(rows: np.ndarray) -> np.ndarray:
@@ -70,7 +69,7 @@ def main() -> None:
     p.add_argument("--shape-only", action="store_true",
                    help="Temperature and Thermocouple as shape-only channels")
     a = p.parse_args()
-    shape_only = THERMAL if a.shape_only else ()
+    shape_only = SKAB_THERMAL if a.shape_only else ()
     torch.set_num_threads(2)
     rows, t0 = skab_anomaly_free(), time.perf_counter()
     print("| policy | after model 1 | retrain 1 | 2 | 3 | 4 | windows per step |")
