@@ -52,7 +52,7 @@ def resolve_device(name: str) -> str:
 def train_version(
     fresh: np.ndarray, teacher_artifact: bytes | None, *, new_regime: bool, target_far: float,
     max_epochs: int, seed: int, threads: int | None, device: str = "cpu",
-    shape_only: tuple[int, ...] = (),
+    shape_only: tuple[int, ...] = (), calibration_folds: int,
 ) -> TrainOutcome:
     """Pure model work, picklable, so it can run in a spawned process. The artifact is always
     saved from CPU tensors, so any replica can load it whatever device trained it."""
@@ -60,15 +60,18 @@ def train_version(
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     teacher = models.from_bytes(teacher_artifact) if teacher_artifact else None
-    cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device)
+    cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device,
+                             calibration_folds=calibration_folds)
     res = models.train_student(fresh, teacher, cfg, new_regime=new_regime, shape_only=shape_only)
-    det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher)
+    det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher,
+                                    out_of_fold=res.out_of_fold)
     report = models.gate(det, res.heldout, target_far, teacher=teacher, new_regime=new_regime)
     metrics: dict[str, Any] = {
         **report.metrics, "epochs": len(res.history), "train_windows": int(len(fresh)),
         "train_s": round(time.perf_counter() - t0, 3),
         "final_val_loss": res.history[-1]["val_loss"] if res.history else None,
         "cold_restart": res.cold_restart, "device": device,
+        "out_of_fold_windows": int(len(res.out_of_fold)),
     }
     return TrainOutcome(models.to_bytes(det), report.passed, report.reasons, metrics,
                         det.regimes, det.threshold, res.history)
@@ -118,7 +121,8 @@ class JobRunner:
         fut = self.compute.submit(
             train_version, fresh, teacher, new_regime=new_regime, target_far=far,
             max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
-            threads=threads, device=self.device, shape_only=shape_only)
+            threads=threads, device=self.device, shape_only=shape_only,
+            calibration_folds=self.settings.calibration_folds)
         while True:
             try:
                 return fut.result(timeout=self.settings.job_lease_s / 3)

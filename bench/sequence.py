@@ -36,7 +36,8 @@ def learn_sequence(
             res = train_student(fresh, teacher, cfg, new_regime=teacher is not None,
                                 shape_only=shape_only)
             kept = 0  # the fresh buffer is emptied when this model becomes active
-        det = calibrate_detector(res.detector, res.heldout, far, teacher=teacher)
+        det = calibrate_detector(res.detector, res.heldout, far, teacher=teacher,
+                                 out_of_fold=res.out_of_fold)
         stages.append(Stage(det, time.perf_counter() - t0, kept))
         teacher = det
     return stages

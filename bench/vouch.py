@@ -47,7 +47,7 @@ def run(policy: str, seed: int, rows: np.ndarray, shape_only: tuple[int, ...] = 
     cfg = TrainConfig(seed=seed, max_epochs=25)
     part = [_windows(rows[int(a * n) : int(b * n)]) for a, b in itertools.pairwise(EDGES)]
     res = train_student(part[0], cfg=cfg, shape_only=shape_only)
-    det = calibrate_detector(res.detector, res.heldout, FAR)
+    det = calibrate_detector(res.detector, res.heldout, FAR, out_of_fold=res.out_of_fold)
     test = _windows(rows[int(TEST * n) :])
     nxt, end, used = [_far(det, part[1])], [_far(det, test)], [len(part[0])]
     for k in range(1, len(part) - 1):

@@ -76,7 +76,7 @@ _MIN_REGIME_WINDOWS = 20
 
 def calibrate_detector(
     det: Detector, heldout: np.ndarray, far: float, *, teacher: Detector | None = None,
-    method: Method = "pot",
+    method: Method = "pot", out_of_fold: np.ndarray | None = None,
 ) -> Detector:
     """Threshold a trained detector without labels.
 
@@ -86,11 +86,20 @@ def calibrate_detector(
     and letting them set the threshold hides forgetting behind a raised threshold. Replay is
     judged by the gate instead. The max rule cut false alarms on old regimes from 0.12 to 0.042
     in the prototype (design note).
+
+    `out_of_fold`: a first model's scores of its training windows by models that did not see
+    them (TrainResult.out_of_fold), calibrated on together with the held-out windows.
     """
     s = score(det, heldout)
+    scores, regimes = s.score, s.regime
+    if out_of_fold is not None and len(out_of_fold):
+        if det.regimes != 1 or teacher is not None:
+            raise ValueError("out-of-fold scores calibrate a line's first model only")
+        scores = np.concatenate([scores, out_of_fold])
+        regimes = np.concatenate([regimes, np.zeros(len(out_of_fold), dtype=regimes.dtype)])
     stored = dict(teacher.regime_thresholds) if teacher is not None else {}
-    for r in np.unique(s.regime):
-        sel = s.score[s.regime == r]
+    for r in np.unique(regimes):
+        sel = scores[regimes == r]
         if len(sel) >= _MIN_REGIME_WINDOWS:
             stored[int(r)] = calibrate(sel, far, method)
-    return det.with_threshold(max([calibrate(s.score, far, method), *stored.values()]), stored)
+    return det.with_threshold(max([calibrate(scores, far, method), *stored.values()]), stored)

@@ -105,6 +105,10 @@ class TrainConfig:
     # new regime's false alarms 0.007 -> 0.095 and AUROC 0.851 -> 0.793. Leakage-free hold-out
     # is right in principle; these data do not reward it yet (bench/README.md).
     purge: bool = False
+    # A line's first model is trained K more times, each without one of K contiguous blocks of
+    # the buffer, so every window gets a score from a model that never saw it; the threshold
+    # is then read off those scores too (lifelong.out_of_fold). 0 = the held-out block alone.
+    calibration_folds: int = 4
     patience: int = 6  # epochs without validation improvement before stopping
     burn_in: int = 5  # epochs always trained before early stopping may trigger
     # Replayed rows used by calibration and the gate, per known regime.
@@ -123,6 +127,8 @@ class TrainConfig:
             raise ValueError("warm_shrink must be in [0, 1]")
         if self.cold_margin is not None and self.cold_margin < 0:
             raise ValueError("cold_margin must be >= 0 or None")
+        if self.calibration_folds < 0:
+            raise ValueError("calibration_folds must be >= 0")
         if self.epoch_windows < self.batch_size:
             raise ValueError("epoch_windows must be >= batch_size")
 

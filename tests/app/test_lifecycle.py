@@ -53,6 +53,8 @@ def test_line_lifecycle(api: Api) -> None:
     line = api.call("GET", f"/v1/lines/{LINE}").json()
     assert line["state"] == "ready" and line["active_model"]["version"] == 1, line
     assert trained_ids(api, 1) == warm_ids and buffered_ids(api) == set()  # retention
+    # its threshold also read off scores of each window by a model trained without it
+    assert models_of(api)[1]["metrics"]["out_of_fold_windows"] == len(warm_ids)
 
     # A fault on 'temp' is flagged and 'temp' leads the contributions.
     fault = post(api, inject_fault(make_windows(20, 4, WINDOW, 0, seed=2), channel=2), learn=True)
@@ -77,6 +79,7 @@ def test_line_lifecycle(api: Api) -> None:
     assert job["status"] == "succeeded" and job["model_version"] == 2, job
     assert job["metrics"]["cold_restart"] in (True, False)  # shown to the operator
     assert job["metrics"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert job["metrics"]["out_of_fold_windows"] == 0  # a student: its teacher's thresholds
     versions = models_of(api)
     assert versions[2]["status"] == "active" and versions[2]["parent_version"] == 1
     assert versions[1]["status"] == "retired"

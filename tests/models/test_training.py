@@ -19,20 +19,15 @@ from models import (
     to_bytes,
     train_student,
 )
-from models.lifelong import (
-    TrainResult,
-    frozen_copy,
-    holdout_split,
-    overlap_gap,
-    replay_rows,
-    window_shift,
-)
+from models.lifelong import TrainResult, frozen_copy, replay_rows
 from models.preprocessing import RegimeBank, check_windows
+from models.splits import holdout_split, overlap_gap, window_shift
 from models.synthetic import inject_fault, make_windows
 from models.vae import WindowVAE, fork
 
 C, T = 4, 16
-FAST = TrainConfig(max_epochs=3, seed=0)
+# The out-of-fold threshold of first models has its own tests; elsewhere it only costs time.
+FAST = TrainConfig(max_epochs=3, seed=0, calibration_folds=0)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +96,7 @@ def test_a_healthy_warm_student_is_not_trained_twice(first: Detector) -> None:
 
 def test_a_collapsed_warm_student_is_replaced_by_one_from_scratch() -> None:
     """Synthetic seed 0's second regime: the warm student stalls at a wide std (bench/README)."""
-    c, t, cfg = 8, 32, TrainConfig(max_epochs=25, seed=0)
+    c, t, cfg = 8, 32, replace(FAST, max_epochs=25)
     base = train_student(make_windows(400, c, t, 0, seed=0), cfg=cfg)
     teacher = calibrate_detector(base.detector, base.heldout, 0.01)
     fresh = make_windows(400, c, t, 1, seed=1)
@@ -133,7 +128,7 @@ def test_training_is_deterministic_with_a_seed() -> None:
     x = make_windows(120, C, T, 0, seed=4)
     a = train_student(x, cfg=FAST).detector
     b = train_student(x, cfg=FAST).detector
-    c = train_student(x, cfg=TrainConfig(max_epochs=3, seed=1)).detector
+    c = train_student(x, cfg=replace(FAST, seed=1)).detector
     probe = make_windows(20, C, T, 0, seed=5)
     np.testing.assert_array_equal(score(a, probe).score, score(b, probe).score)
     assert not np.array_equal(score(a, probe).score, score(c, probe).score)
@@ -226,7 +221,7 @@ def test_replay_from_the_aggregate_posterior_looks_normal_to_its_model() -> None
     from models.replay import Replayer
 
     x = make_windows(300, C, T, 0, seed=11)
-    res = train_student(x, cfg=TrainConfig(max_epochs=15, seed=0))
+    res = train_student(x, cfg=replace(FAST, max_epochs=15))
     det = calibrate_detector(res.detector, res.heldout, 0.01)
     assert det.vae.z_mean.abs().sum() > 0  # fitted, not the N(0, I) default
     prior = WindowVAE(det.vae.cfg)
@@ -272,9 +267,9 @@ def test_gate_compares_fit_by_likelihood_not_by_the_anomaly_score() -> None:
     units of that std) are low; its student, trained to convergence on the same regime, fits
     better and must pass the gate."""
     x = make_windows(1200, C, T, 0, seed=21)
-    teacher = train_student(x[:300], cfg=TrainConfig(max_epochs=5, seed=0))
+    teacher = train_student(x[:300], cfg=replace(FAST, max_epochs=5))
     teacher_det = calibrate_detector(teacher.detector, teacher.heldout, 0.01)
-    student = train_student(x[300:], teacher_det, TrainConfig(max_epochs=40, seed=0))
+    student = train_student(x[300:], teacher_det, replace(FAST, max_epochs=40))
     det = calibrate_detector(student.detector, student.heldout, 0.01, teacher=teacher_det)
     report = gate(det, student.heldout, 0.01, teacher=teacher_det)
     assert report.metrics["fit_student"] < report.metrics["fit_teacher"], report
@@ -353,7 +348,7 @@ def test_a_model_with_shape_only_channels_ignores_their_drift_end_to_end() -> No
 
     # Students inherit the choice, also when a new regime grows the bank.
     regime1 = make_windows(300, C, T, 1, seed=5)
-    res = train_student(regime1, marked, TrainConfig(max_epochs=8, seed=0), new_regime=True)
+    res = train_student(regime1, marked, replace(FAST, max_epochs=8), new_regime=True)
     student = calibrate_detector(res.detector, res.heldout, 0.01, teacher=marked)
     assert student.bank.shape_only == (2,) and student.bank.regimes == 2
     drifted1 = make_windows(60, C, T, 1, seed=6)
@@ -368,5 +363,5 @@ def test_artifacts_without_shape_only_channels_stay_readable_by_older_releases(
 
 
 def _fit(train: np.ndarray, shape_only: tuple[int, ...]) -> tuple[Detector, np.ndarray]:
-    res = train_student(train, cfg=TrainConfig(max_epochs=8, seed=0), shape_only=shape_only)
+    res = train_student(train, cfg=replace(FAST, max_epochs=8), shape_only=shape_only)
     return res.detector, res.heldout
