@@ -88,9 +88,12 @@ def calibrate_detector(
     in the prototype (design note).
 
     `out_of_fold`: a first model's scores of its training windows by models that did not see
-    them (TrainResult.out_of_fold), calibrated on together with the held-out windows.
+    them (TrainResult.out_of_fold), calibrated on together with the held-out windows for the
+    alarm threshold; the held-out windows alone keep setting the fit threshold that filters
+    replay (Detector.fit_threshold).
     """
     s = score(det, heldout)
+    fit = _thresholds(s.score, s.regime, far, method, teacher.fit_thresholds if teacher else {})
     scores, regimes = s.score, s.regime
     if out_of_fold is not None and len(out_of_fold):
         if det.regimes != 1 or teacher is not None:
@@ -98,8 +101,16 @@ def calibrate_detector(
         scores = np.concatenate([scores, out_of_fold])
         regimes = np.concatenate([regimes, np.zeros(len(out_of_fold), dtype=regimes.dtype)])
     stored = dict(teacher.regime_thresholds) if teacher is not None else {}
+    return det.with_threshold(*_thresholds(scores, regimes, far, method, stored), fit=fit)
+
+
+def _thresholds(scores: np.ndarray, regimes: np.ndarray, far: float, method: Method,
+                stored: dict[int, float]) -> tuple[float, dict[int, float]]:
+    """max(threshold on all scores, each regime's own) with the regimes that have scores here
+    recalibrated and the others kept from `stored`."""
+    stored = dict(stored)
     for r in np.unique(regimes):
         sel = scores[regimes == r]
         if len(sel) >= _MIN_REGIME_WINDOWS:
             stored[int(r)] = calibrate(sel, far, method)
-    return det.with_threshold(max([calibrate(scores, far, method), *stored.values()]), stored)
+    return max([calibrate(scores, far, method), *stored.values()]), stored

@@ -120,7 +120,7 @@ def train_student(
         bank, vcfg = teacher.bank, teacher.vae.cfg
     replay = None
     if teacher is not None and cfg.uses_replay:
-        replay = Replayer(frozen_copy(teacher.vae, cfg.device), teacher.threshold,
+        replay = Replayer(frozen_copy(teacher.vae, cfg.device), teacher.replay_threshold,
                           cfg.replay_noise)
     if teacher is None:
         res = _train(WindowVAE(vcfg).to(cfg.device), replay, bank, fresh, cfg, callback)

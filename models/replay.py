@@ -66,6 +66,6 @@ def replay_windows(
     """(xs, mask) [n, C, T] of filtered replay from a served teacher, and its fidelity."""
     dev = next(teacher.vae.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed + 7919)
-    rep = Replayer(teacher.vae, teacher.threshold)
+    rep = Replayer(teacher.vae, teacher.replay_threshold)
     xs = rep.draw(per_regime * teacher.regimes, gen)
     return xs, torch.ones_like(xs), rep.fidelity(per_regime * teacher.regimes, gen)

@@ -31,6 +31,10 @@ def to_bytes(det: Detector) -> bytes:
         "vae": det.vae.cfg.to_dict(),
         "threshold": det.threshold,
         "regime_thresholds": {str(k): v for k, v in det.regime_thresholds.items()},
+        # Read by this release only; older ones ignore them and filter replay by the alarm
+        # threshold, as they always did.
+        "fit_threshold": det.replay_threshold,
+        "fit_regime_thresholds": {str(k): v for k, v in det.fit_thresholds.items()},
     }
     state = {k: v.detach().cpu() for k, v in det.vae.state_dict().items()}
     buf = io.BytesIO()
@@ -55,4 +59,14 @@ def from_bytes(data: bytes, device: str = "cpu") -> Detector:
         bank=RegimeBank(blob["bank"].cpu().numpy(), tuple(meta.get("shape_only", ()))),
         threshold=float(meta["threshold"]),
         regime_thresholds={int(k): float(v) for k, v in meta["regime_thresholds"].items()},
+        **_fit_thresholds(meta),
     )
+
+
+def _fit_thresholds(meta: dict) -> dict:
+    """Absent from artifacts written before session 10: the Detector then filters replay by
+    its alarm thresholds, as those releases did."""
+    if "fit_threshold" not in meta:
+        return {}
+    return {"fit_threshold": float(meta["fit_threshold"]), "fit_regime_thresholds": {
+        int(k): float(v) for k, v in meta["fit_regime_thresholds"].items()}}
