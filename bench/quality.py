@@ -12,11 +12,11 @@ judge the same span of data. `lifeline` is the service's default, whose first mo
 threshold from held-out and out-of-fold scores (TrainConfig.calibration_folds);
 `lifeline_holdout` the held-out block alone (the default before session 10);
 `lifeline_pca_residual` (a linear stage before the VAE) is an experiment; these and the
-quantile rule run only when named. `lifeline_level_free` is the service's option of shape-only channels,
-set as an operator who knows SKAB's rig would set it. Every method is also thresholded knowing
-the labels (an oracle, at the goals' false-alarm bars), which tells its ranking from its
-calibration. `--held-out` sets the share of training data every method calibrates on
-(Lifeline: TrainConfig.val_fraction).
+quantile rule run only when named. `lifeline_level_free` is the service's option of shape-only
+channels, set as an operator who knows SKAB's rig would set it. Every method is also
+thresholded knowing the labels (an oracle, at the goals' false-alarm bars), which tells its
+ranking from its calibration. `--held-out` sets the share of training data every method
+calibrates on (Lifeline: TrainConfig.val_fraction).
 """
 
 from __future__ import annotations
