@@ -7,8 +7,9 @@ import torch
 from bench.baselines import PCAMonitor
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
 from bench.detection import Confusion, oracle_threshold
-from bench.quality import squared_residual, trailing_mean
-from models import TrainConfig, train_student
+from bench.quality import channel_energy, squared_residual, trailing_mean
+from models import TrainConfig, score, train_student
+from models.synthetic import make_windows
 
 
 def test_f1_far_mar_on_a_hand_made_example() -> None:
@@ -93,3 +94,12 @@ def test_tep_orientation_and_fault_onset() -> None:
     assert tep("d00.dat").shape == (500, 52)  # stored transposed on disk
     assert tep("d01_te.dat").shape == (960, 52)
     assert TEP_ONSET == 160 and len(tep("d01_te.dat")[TEP_ONSET:]) == 800  # rows 161-960
+
+
+def test_channel_energy_splits_each_score_over_its_channels() -> None:
+    windows = make_windows(30, 3, 16, 0, seed=4)
+    cfg = TrainConfig(seed=0, max_epochs=2, calibration_folds=0)
+    det = train_student(make_windows(120, 3, 16, 0, seed=3), cfg=cfg).detector
+    energy = channel_energy(det, windows)
+    assert energy.shape == (30, 3) and (energy >= 0).all()
+    np.testing.assert_allclose(energy.sum(axis=1), score(det, windows).score, rtol=1e-6)
