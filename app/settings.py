@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # A line's first model is trained this many more times, each without one block of the
     # buffer, and its threshold read off the scores of windows those models never saw (models
     # TrainConfig.calibration_folds): false alarms on the real data's next run fell from 32 to
-    # 9-27 % (TEP) and 76 to 41 % (SKAB). 0 = the held-out block alone.
+    # 15 % (TEP) and 76 to 38 % (SKAB). 0 = the held-out block alone.
     calibration_folds: int = Field(4, ge=0, le=16)
     job_lease_s: float = Field(300.0, gt=0, description="a job silent this long is reaped")
     job_max_attempts: int = Field(3, ge=1)

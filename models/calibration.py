@@ -90,7 +90,7 @@ def calibrate_detector(
     `out_of_fold`: a first model's scores of its training windows by models that did not see
     them (TrainResult.out_of_fold), calibrated on together with the held-out windows for the
     alarm threshold; the held-out windows alone keep setting the fit threshold that filters
-    replay (Detector.fit_threshold).
+    replay (Detector.replay_threshold).
     """
     s = score(det, heldout)
     fit = _thresholds(s.score, s.regime, far, method, teacher.fit_thresholds if teacher else {})

@@ -20,13 +20,13 @@ class Detector:
     # Replay scores run low, so these are never recomputed from replay (design note).
     regime_thresholds: dict[int, float] = field(default_factory=dict)
     # The same from held-out windows alone: what the model calls normal among windows like
-    # those it was fitted on. Replay is filtered by it. It differs from the above only where
-    # out-of-fold scores raised a first model's threshold (lifelong.out_of_fold): that widens
-    # the alarm's tolerance for unseen stretches of the process, but as the filter it let the
-    # teacher's off-manifold samples into replay (SKAB: old regimes' AUROC 0.806 -> 0.788,
-    # bench/README.md). None: the alarm thresholds.
-    fit_threshold: float | None = None
-    fit_regime_thresholds: dict[int, float] | None = None
+    # those it was fitted on; replay drawn from this model keeps windows scoring at or below
+    # replay_threshold. They differ from the above only where out-of-fold scores raised a first
+    # model's threshold (lifelong.out_of_fold): that widens the alarm's tolerance for unseen
+    # stretches of the process, but as the filter it let the teacher's off-manifold samples
+    # into replay (SKAB: old regimes' AUROC 0.806 -> 0.788, bench/README.md).
+    replay_threshold: float = math.inf
+    fit_thresholds: dict[int, float] = field(default_factory=dict)
 
     @property
     def regimes(self) -> int:
@@ -40,17 +40,6 @@ class Detector:
     def window(self) -> int:
         return self.vae.cfg.window
 
-    @property
-    def replay_threshold(self) -> float:
-        """Replay drawn from this model keeps windows it scores at or below this."""
-        return self.threshold if self.fit_threshold is None else self.fit_threshold
-
-    @property
-    def fit_thresholds(self) -> dict[int, float]:
-        if self.fit_regime_thresholds is None:
-            return dict(self.regime_thresholds)
-        return dict(self.fit_regime_thresholds)
-
     def with_threshold(
         self, threshold: float, regime_thresholds: dict[int, float],
         fit: tuple[float, dict[int, float]] | None = None,
@@ -58,4 +47,4 @@ class Detector:
         """`fit`: the held-out-only threshold and its regime parts, where they differ."""
         fit_threshold, fit_regimes = fit if fit is not None else (threshold, regime_thresholds)
         return replace(self, threshold=float(threshold), regime_thresholds=dict(regime_thresholds),
-                       fit_threshold=float(fit_threshold), fit_regime_thresholds=dict(fit_regimes))
+                       replay_threshold=float(fit_threshold), fit_thresholds=dict(fit_regimes))

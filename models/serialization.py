@@ -54,19 +54,16 @@ def from_bytes(data: bytes, device: str = "cpu") -> Detector:
     vae = WindowVAE(VAEConfig(**meta["vae"])).to(device)
     vae.load_state_dict(blob["state"])
     vae.eval()
+    threshold = float(meta["threshold"])
+    regime_thresholds = {int(k): float(v) for k, v in meta["regime_thresholds"].items()}
+    # Artifacts written before session 10 have no fit thresholds: replay is then filtered by
+    # the alarm thresholds, as those releases did.
+    fit = meta.get("fit_regime_thresholds", meta["regime_thresholds"])
     return Detector(
         vae=vae,
         bank=RegimeBank(blob["bank"].cpu().numpy(), tuple(meta.get("shape_only", ()))),
-        threshold=float(meta["threshold"]),
-        regime_thresholds={int(k): float(v) for k, v in meta["regime_thresholds"].items()},
-        **_fit_thresholds(meta),
+        threshold=threshold,
+        regime_thresholds=regime_thresholds,
+        replay_threshold=float(meta.get("fit_threshold", threshold)),
+        fit_thresholds={int(k): float(v) for k, v in fit.items()},
     )
-
-
-def _fit_thresholds(meta: dict) -> dict:
-    """Absent from artifacts written before session 10: the Detector then filters replay by
-    its alarm thresholds, as those releases did."""
-    if "fit_threshold" not in meta:
-        return {}
-    return {"fit_threshold": float(meta["fit_threshold"]), "fit_regime_thresholds": {
-        int(k): float(v) for k, v in meta["fit_regime_thresholds"].items()}}
