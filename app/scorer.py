@@ -39,16 +39,20 @@ def to_array(req: ScoreRequest, line: Line) -> np.ndarray:
     for i, w in enumerate(req.windows):
         if len(w.values) != t:
             raise ApiError(422, "invalid_window_shape",
-                           f"windows[{i}] has {len(w.values)} rows; line {line.id!r} needs {t} "
-                           f"rows of {c} values ({', '.join(line.channels)})",
+                           f"windows[{i}] has {_count(len(w.values), 'row')}; line {line.id!r} "
+                           f"needs {t} rows of {c} values ({', '.join(line.channels)})",
                            {"window": i, "rows": len(w.values), "expected_rows": t})
         for j, row in enumerate(w.values):
             if len(row) != c:
                 raise ApiError(422, "invalid_window_shape",
-                               f"windows[{i}].values[{j}] has {len(row)} values; expected {c} "
-                               f"in the order {line.channels}",
+                               f"windows[{i}].values[{j}] has {_count(len(row), 'value')}; "
+                               f"expected {c} in the order {line.channels}",
                                {"window": i, "row": j, "values": len(row), "expected": c})
     return np.array([w.values for w in req.windows], dtype=np.float32)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def check_array(x: np.ndarray, line: Line) -> np.ndarray:

@@ -19,6 +19,7 @@ from app.schemas.scoring import FastScoreRequest, ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/v1/lines", tags=["scoring"])
 NPY = "application/x-npy"
+_NPY_MAGIC = b"\x93NUMPY"  # numpy.lib.format.MAGIC_PREFIX
 _BODY_DOC = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": ScoreRequest.model_json_schema()},
     NPY: {"schema": {"type": "string", "format": "binary",
@@ -74,6 +75,9 @@ def _validate(body: bytes) -> ScoreRequest:
 
 
 def _load_npy(body: bytes) -> np.ndarray:
+    if not body.startswith(_NPY_MAGIC):  # else numpy reports "pickled data" for any garbage
+        raise ApiError(422, "invalid_npy", "the body is not a .npy array (it does not start "
+                       "with the .npy magic bytes); write it with numpy.save")
     try:
         return np.load(io.BytesIO(body), allow_pickle=False)  # never unpickle a request
     except Exception as exc:  # any unreadable body gets the same answer
