@@ -1,6 +1,6 @@
 #!/bin/sh
 # Migrate, then run one uvicorn process (metrics are per process: scale with containers).
-# On PostgreSQL, Alembic's version-table lock serialises concurrent migrations of replicas.
+# On PostgreSQL, an advisory lock (migrations/env.py) queues replicas that start together.
 set -e
 lifeline migrate
 exec lifeline serve

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 
 from app import tables  # noqa: F401  (registers every table on Base.metadata)
 from app.db import Base, make_engine
 from app.settings import get_settings
 
+# Replicas that start together on one PostgreSQL each migrate on start; without a lock two of
+# three crashed creating the same tables (UniqueViolation on pg_type). The transaction-scoped
+# advisory lock queues them: the next one reads the version table only after the first
+# committed, and finds nothing to do. Any constant works; this one spells "lifeline".
+_PG_MIGRATION_LOCK = 0x6C6966656C696E65
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
 target_metadata = Base.metadata
@@ -34,6 +39,8 @@ def run_online() -> None:
         context.configure(connection=conn, target_metadata=target_metadata,
                           render_as_batch=conn.dialect.name == "sqlite")
         with context.begin_transaction():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             context.run_migrations()
     engine.dispose()
 

@@ -1,13 +1,19 @@
 """Migrations: empty -> head -> base -> head, on both databases, matching the models."""
 
 import json
+import multiprocessing
+import uuid
+from collections.abc import Iterator
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from app import migrate
 from app.db import Base, utcnow
+from tests.conftest import PG_BASE
 
 
 def test_upgrade_downgrade_roundtrip(db_url: str) -> None:  # db_url arrives at head
@@ -44,4 +50,41 @@ def test_learn_flagged_until_migrates_without_losing_a_row(db_url: str) -> None:
     with engine.connect() as conn:  # 0003: a line from before gets no shape-only channel
         marked = conn.scalar(text("SELECT shape_only_channels FROM lines"))
     assert (json.loads(marked) if isinstance(marked, str) else marked) == []
+    engine.dispose()
+
+
+@pytest.fixture
+def empty_pg_schema(pg_url: str) -> Iterator[str]:  # pg_url: skips (or fails in CI) without one
+    schema = f"lifeline_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _upgrade(url: str) -> str:
+    try:
+        migrate.upgrade(url)
+        return "ok"
+    except Exception as exc:  # the test reports what any replica raised
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.postgres
+def test_replicas_starting_together_migrate_one_after_another(empty_pg_schema: str) -> None:
+    """Every replica migrates on start; on an empty PostgreSQL, without the advisory lock in
+    migrations/env.py, two of three crashed creating the same tables."""
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.map(_upgrade, [empty_pg_schema] * 3)
+    assert results == ["ok"] * 3
+    head = ScriptDirectory.from_config(migrate.alembic_config(empty_pg_schema)).get_current_head()
+    engine = create_engine(empty_pg_schema)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            head]
     engine.dispose()
