@@ -15,8 +15,9 @@ threshold from held-out and out-of-fold scores (TrainConfig.calibration_folds);
 quantile rule run only when named. `lifeline_level_free` is the service's option of shape-only
 channels, set as an operator who knows SKAB's rig would set it. Every method is also
 thresholded knowing the labels (an oracle, at the goals' false-alarm bars), which tells its
-ranking from its calibration. `--held-out` sets the share of training data every method
-calibrates on (Lifeline: TrainConfig.val_fraction).
+ranking from its calibration. `lifeline_smooth<K>` and `lifeline_level_free_smooth<K>` smooth
+the service's window scores over K consecutive windows (an experiment). `--held-out` sets the
+share of training data every method calibrates on (Lifeline: TrainConfig.val_fraction).
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ from bench.data import (
     tep,
 )
 from bench.detection import Confusion, oracle_threshold
-from models import Detector, TrainConfig, calibrate, calibrate_detector, score, train_student
+from models import (
+    Detector,
+    TrainConfig,
+    TrainResult,
+    calibrate,
+    calibrate_detector,
+    score,
+    train_student,
+)
 from models.calibration import Method
 from models.splits import fold_bounds, fold_training
 
@@ -60,26 +69,52 @@ SKAB_LEADERBOARD = [("Conv-AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13
 
 
 def lifeline(window: int, method: Method = "pot", folds: int = FOLDS, held_out: float = HELD_OUT,
-             slow: bool = False) -> Callable[[np.ndarray, int], Fitted]:
+             slow: bool = False, smooth: int = 1) -> Callable[[np.ndarray, int], Fitted]:
     """The service's path: train_student -> calibrate_detector -> score, the threshold read
     off the held-out windows and, with `folds` (the default's), the out-of-fold scores; with
-    `slow`, the data set's SLOW_CHANNELS are shape-only channels (a line option)."""
+    `slow`, the data set's SLOW_CHANNELS are shape-only channels (a line option). `smooth` > 1
+    is an experiment: each window's score is the mean over it and the smooth - 1 windows before
+    it, and the threshold is read off the same smoothing of the calibration scores."""
 
     def fit(train: np.ndarray, seed: int) -> Fitted:
         cfg = TrainConfig(seed=seed, val_fraction=held_out, calibration_folds=folds)
         shape_only = SLOW_CHANNELS.get(train.shape[1], ()) if slow else ()
-        res = train_student(sliding(train, window), cfg=cfg, shape_only=shape_only)
+        windows = sliding(train, window)
+        res = train_student(windows, cfg=cfg, shape_only=shape_only)
         det = calibrate_detector(res.detector, res.heldout, FAR_TARGET, method=method,
                                  out_of_fold=res.out_of_fold)
+        threshold = det.threshold if smooth == 1 else calibrate(
+            smoothed_calibration(det, res, len(windows), folds, smooth), FAR_TARGET, method)
 
         def rows(x: np.ndarray) -> np.ndarray:  # score of the window ending at each row
             out = np.full(len(x), np.nan)
-            out[window - 1 :] = score(det, sliding(x, window)).score
+            out[window - 1 :] = trailing_mean(score(det, sliding(x, window)).score, smooth)
             return out
 
-        return rows, det.threshold
+        return rows, threshold
 
     return fit
+
+
+def smoothed_calibration(det: Detector, res: TrainResult, windows: int, folds: int, k: int
+                         ) -> np.ndarray:
+    """The held-out block's and each out-of-fold block's scores, each smoothed within itself."""
+    return smooth_blocks([score(det, res.heldout).score,
+                          *fold_blocks(res.out_of_fold, windows, folds)], k)
+
+
+def fold_blocks(out_of_fold: np.ndarray, windows: int, folds: int) -> list[np.ndarray]:
+    """Out-of-fold scores (lifelong.out_of_fold: fold_bounds order) cut back into their blocks."""
+    if not len(out_of_fold):
+        return []
+    sizes = [b - a for a, b in fold_bounds(windows, folds)]
+    return np.split(out_of_fold, np.cumsum(sizes)[:-1])
+
+
+def smooth_blocks(blocks: list[np.ndarray], k: int) -> np.ndarray:
+    """Each block's trailing mean over k scores, without the first k - 1 of each, pooled: the
+    blocks are not neighbours in time, so no mean spans two of them."""
+    return np.concatenate([trailing_mean(b, k)[k - 1 :] for b in blocks if len(b) >= k])
 
 
 # Channels an operator who knows the plant would mark shape-only: SKAB's thermal ones, none of
@@ -208,6 +243,18 @@ METHODS: dict[str, Callable[[int, float], Callable[[np.ndarray, int], Fitted]]] 
 }
 
 
+def make_fit(name: str, window: int, held_out: float) -> Callable[[np.ndarray, int], Fitted]:
+    """METHODS[name], or for `lifeline_smooth<K>` / `lifeline_level_free_smooth<K>` that
+    method with its window scores smoothed over K consecutive windows (an experiment)."""
+    base, _, k = name.rpartition("_smooth")
+    if base in ("lifeline", "lifeline_level_free") and k.isdigit() and int(k) >= 1:
+        return lifeline(window, held_out=held_out, slow=base != "lifeline", smooth=int(k))
+    if name not in METHODS:
+        raise SystemExit(f"unknown method {name!r}: one of {', '.join(METHODS)}, or "
+                         "lifeline_smooth<K> / lifeline_level_free_smooth<K>")
+    return METHODS[name](window, held_out)
+
+
 def run_skab(fit: Callable[[np.ndarray, int], Fitted], seed: int) -> tuple[Confusion, Confusion]:
     """Pooled confusion at the label-free threshold, and at each file's oracle threshold (the
     lowest that keeps that file's false alarms within SKAB_ORACLE_FAR)."""
@@ -257,7 +304,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--window", type=int, default=32)
     p.add_argument("--methods", default=",".join(m for m in METHODS if m not in OPT_IN),
-                   help=f"comma-separated; by default all but {', '.join(OPT_IN)}")
+                   help=f"comma-separated; by default all but {', '.join(OPT_IN)}; also "
+                   "lifeline_smooth<K>, lifeline_level_free_smooth<K>: scores smoothed over K "
+                   "consecutive windows")
     p.add_argument("--held-out", type=float, default=HELD_OUT,
                    help="share of training data calibrated on (default: the service's)")
     p.add_argument("--json", type=Path)
@@ -266,13 +315,13 @@ def main() -> None:
     result: dict[str, dict] = {"skab": {}, "tep": {}}
     t0 = time.perf_counter()
     for name in a.methods.split(","):
-        fit = METHODS[name](a.window, a.held_out)
+        fit = make_fit(name, a.window, a.held_out)
         seeds = range(1) if name.startswith("pca") else range(a.seeds)
         sk = [run_skab(fit, s) for s in seeds]
         result["skab"][name] = _mean([{"f1": c.f1, "far": c.far, "mar": c.mar, "oracle_f1": o.f1,
                                        "oracle_mar": o.mar} for c, o in sk])
-        if name in SKAB_ONLY:  # no TEP channel is marked: its TEP run is lifeline's own
-            print(f"  {name}: TEP as {SKAB_ONLY[name]} (no channel marked)")
+        if name in SKAB_ONLY or name.startswith("lifeline_level_free_smooth"):
+            print(f"  {name}: TEP as its plain lifeline method (no channel marked)")
         else:
             result["tep"][name] = _mean([run_tep(fit, s) for s in seeds])
         print(f"  {name}: done at {time.perf_counter() - t0:.0f} s", flush=True)

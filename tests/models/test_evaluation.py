@@ -7,7 +7,14 @@ import torch
 from bench.baselines import PCAMonitor
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
 from bench.detection import Confusion, oracle_threshold
-from bench.quality import channel_energy, squared_residual, trailing_mean
+from bench.quality import (
+    channel_energy,
+    fold_blocks,
+    make_fit,
+    smooth_blocks,
+    squared_residual,
+    trailing_mean,
+)
 from models import TrainConfig, score, train_student
 from models.synthetic import make_windows
 
@@ -49,6 +56,24 @@ def test_trailing_mean_averages_each_row_with_the_rows_before_it() -> None:
     np.testing.assert_array_equal(trailing_mean(s, 2), [np.nan, 2.0, 4.0, 6.0])
     np.testing.assert_array_equal(trailing_mean(s, 4), [np.nan, np.nan, np.nan, 4.0])
     np.testing.assert_array_equal(trailing_mean(s, 1), s)
+
+
+def test_smoothing_never_spans_two_calibration_blocks() -> None:
+    oof = np.arange(10.0)  # 10 windows in 3 folds: blocks [0, 3), [3, 6), [6, 10)
+    blocks = fold_blocks(oof, 10, 3)
+    assert [b.tolist() for b in blocks] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    assert fold_blocks(np.zeros(0), 10, 3) == []
+    held = np.array([10.0, 20.0])
+    np.testing.assert_array_equal(smooth_blocks([held, *blocks], 2),
+                                  [15.0, 0.5, 1.5, 3.5, 4.5, 6.5, 7.5, 8.5])
+    np.testing.assert_array_equal(smooth_blocks([held, *blocks], 4), [7.5])  # too short: left out
+    np.testing.assert_array_equal(smooth_blocks([held, *blocks], 1), [10, 20, *range(10)])
+
+
+def test_a_method_name_without_its_window_count_is_refused_by_name() -> None:
+    for name in ("lifeline_smooth", "pca_spe_smooth4", "lifeline_smooth0"):
+        with pytest.raises(SystemExit, match=f"unknown method {name!r}"):
+            make_fit(name, 32, 0.15)
 
 
 def test_pca_residual_is_what_the_principal_subspace_leaves() -> None:
