@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -49,10 +50,18 @@ def create_key(
 
 
 def ensure_bootstrap_key(session: Session, key: str | None) -> None:
-    """Create the operator key from the environment when no key exists yet."""
-    if key and session.scalar(select(ApiKey.id).limit(1)) is None:
+    """Create the operator key from the environment when no key exists yet. Replicas that
+    start together all find none; the key hash is unique, so every insert but the first fails,
+    and those replicas start with the key the first one made instead of crashing."""
+    if not key or session.scalar(select(ApiKey.id).limit(1)) is not None:
+        return
+    try:
         create_key(session, role="operator", name="bootstrap", key=key)
         session.commit()
+    except IntegrityError:
+        session.rollback()
+        if session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key))) is None:
+            raise
 
 
 # Valid keys are remembered this long per process, sparing a query per request; a revocation

@@ -1,9 +1,13 @@
 """`lifeline keys` against a real database."""
 
 import pytest
+from sqlalchemy import event, select
 
 from app import cli
+from app.auth import authenticate, ensure_bootstrap_key
+from app.db import make_engine, make_sessionmaker
 from app.settings import get_settings
+from app.tables import ApiKey
 
 
 def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch,
@@ -22,3 +26,22 @@ def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch,
         assert cli.main(["keys", "revoke", "1"]) == 1
     finally:
         get_settings.cache_clear()
+
+
+def test_replicas_that_race_to_create_the_bootstrap_key_both_start(db_url: str) -> None:
+    """Two replicas start on an empty database with the same LIFELINE_BOOTSTRAP_OPERATOR_KEY:
+    both find no key, and the second insert meets the first's unique key hash. The race is
+    forced: the other replica commits the key right after this one has looked."""
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+
+    def other_replica_commits_first(*_: object) -> None:
+        with sessions() as other:
+            ensure_bootstrap_key(other, "op-secret")
+
+    event.listen(engine, "after_cursor_execute", other_replica_commits_first, once=True)
+    with sessions() as s:
+        ensure_bootstrap_key(s, "op-secret")  # must not raise
+        assert [k.role for k in s.scalars(select(ApiKey))] == ["operator"]
+        assert authenticate(s, "Bearer op-secret", "operator").role == "operator"
+    engine.dispose()
