@@ -1,6 +1,6 @@
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from sqlalchemy import select
 
 from app import jobs, lines
@@ -40,8 +40,9 @@ def get_job(job_id: str, session: DB, _: Viewer) -> dict[str, Any]:
 
 
 @router.get("/v1/lines/{line_id}/jobs", response_model=JobList)
-def line_jobs(line_id: LineId, session: DB, _: Viewer, limit: int = 50) -> dict[str, Any]:
+def line_jobs(line_id: LineId, session: DB, _: Viewer,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     lines.get_line(session, line_id)
     rows = session.scalars(select(TrainingJob).where(TrainingJob.line_id == line_id)
-                           .order_by(TrainingJob.created_at.desc()).limit(min(limit, 500)))
+                           .order_by(TrainingJob.created_at.desc()).limit(limit))
     return {"jobs": [job_out(j) for j in rows]}

@@ -125,6 +125,9 @@ def test_retrain_conflicts(api: Api, line: str) -> None:
     assert e["details"]["job_id"] == r.json()["job_id"]
     jobs = api.call("GET", f"/v1/lines/{line}/jobs").json()["jobs"]
     assert [j["job_id"] for j in jobs] == [r.json()["job_id"]] and jobs[0]["trigger"] == "operator"
+    for bad in ("0", "-1", "501"):  # a 422 naming the parameter, not the database's error
+        e = err(api.call("GET", f"/v1/lines/{line}/jobs?limit={bad}"), 422, "invalid_request")
+        assert "limit" in e["message"]
     with api.svc.sessions() as s:
         actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     assert actions == ["line.create", "line.retrain"]
