@@ -33,6 +33,7 @@ def put_line(
     line = session.get(Line, line_id, with_for_update=True)
     values = cfg.model_dump()
     values["buffer_limit"] = values["buffer_limit"] or default_buffer_limit
+    _check_buffer_holds_a_training(values["min_windows"], values["buffer_limit"])
     created = line is None
     if line is None:
         line = Line(id=line_id, active_version=None, **values)
@@ -46,6 +47,17 @@ def put_line(
                      "buffer_limit": values["buffer_limit"]})
     session.commit()
     return line, created
+
+
+def _check_buffer_holds_a_training(min_windows: int, buffer_limit: int) -> None:
+    """A buffer bounded below min_windows never holds enough to train: such a line would stay
+    warming up for ever, so it is refused when it is set (buffer_limit may be the default)."""
+    if min_windows > buffer_limit:
+        problem = (f"min_windows ({min_windows}) is more than the fresh buffer holds "
+                   f"(buffer_limit {buffer_limit}), so the line could never train; lower "
+                   "min_windows or raise buffer_limit")
+        raise ApiError(422, "invalid_request", f"min_windows: {problem}",
+                       [{"field": "min_windows", "problem": problem}])
 
 
 def _check_shape_change(session: Session, line: Line, cfg: LineConfig) -> None:

@@ -67,6 +67,16 @@ def test_line_validation_and_unknown_line(api: Api, line: str) -> None:
             422, "invalid_request")
     assert "repeated" in e["message"]
     err(api.call("PUT", "/v1/lines/x", json={"window": 8}), 422, "invalid_request")
+    # a buffer bounded below min_windows could never train the line, the default bound too
+    e = err(api.call("PUT", "/v1/lines/x", json={"channels": ["a"], "window": 8,
+                                                  "min_windows": 100, "buffer_limit": 50}),
+            422, "invalid_request")
+    assert e["details"][0]["field"] == "min_windows" and "buffer_limit 50" in e["message"]
+    bound = api.svc.settings.buffer_limit
+    too_many = {"channels": ["a"], "window": 8, "min_windows": bound + 1}
+    e = err(api.call("PUT", "/v1/lines/x", json=too_many), 422, "invalid_request")
+    assert f"buffer_limit {bound}" in e["message"]
+    err(api.call("GET", "/v1/lines/x"), 404, "line_not_found")  # nothing of either was kept
     err(api.call("GET", "/v1/lines/nope"), 404, "line_not_found")
     err(api.call("POST", "/v1/lines/nope/windows",
                  json={"windows": windows_json(make_windows(1, 4, WINDOW))}), 404, "line_not_found")
