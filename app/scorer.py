@@ -121,8 +121,10 @@ def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch
 
 def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
            ) -> tuple[int | None, float | None, list[dict[str, Any]]]:
-    if line.active_version is None:
-        return None, None, [_unscored(i, "warming_up") for i in range(len(x))]
+    if line.active_version is None:  # too sparse a window would train the first model too
+        observed = 1.0 - np.isnan(x).mean(axis=(1, 2))
+        return None, None, [_unscored(i, "warming_up" if o >= ctx.settings.min_observed_fraction
+                                      else "insufficient_data") for i, o in enumerate(observed)]
     vid, version, threshold = session.execute(select(
         ModelVersion.id, ModelVersion.version, ModelVersion.threshold).where(
         ModelVersion.line_id == line.id, ModelVersion.version == line.active_version)).one()
