@@ -65,9 +65,15 @@ def check_array(x: np.ndarray, line: Line) -> np.ndarray:
                        {"shape": list(x.shape), "expected": [None, t, c]})
     if not np.issubdtype(x.dtype, np.floating):
         raise ApiError(422, "invalid_dtype", f"array dtype {x.dtype}; send float32 or float64")
-    if np.isinf(x).any():
-        raise ApiError(422, "invalid_values", "the array holds infinities; use NaN for missing")
-    return x.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # checked after the cast: 1e39 becomes inf there
+        x32 = x.astype(np.float32, copy=False)
+    if np.isinf(x32).any():
+        i, j, k = (int(v) for v in np.argwhere(np.isinf(x32))[0])
+        raise ApiError(422, "invalid_values",
+                       f"windows[{i}] row {j}, channel {line.channels[k]!r}: {x[i, j, k]} is "
+                       "infinite or beyond float32's range (about +-3.4e38); send null (NaN) "
+                       "for a missing value", {"window": i, "row": j, "channel": line.channels[k]})
+    return x32
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ import torch
 # keeps its standardised values finite while a real change in it still stands out.
 _REL_STD_FLOOR = 1e-3
 _ABS_STD_FLOOR = 1e-6
+# Standardised values are clipped here. A reading 1e6 spreads from normal is anomalous whatever
+# its exact size, and beyond this float32 overflows: a sensor sending 3e38 (finite in float32)
+# made the score NaN, which compares false with the threshold, so the window was called normal.
+_MAX_Z = 1e6
 
 
 def check_windows(x: np.ndarray, channels: int, window: int) -> np.ndarray:
@@ -128,7 +132,7 @@ class RegimeBank:
             xs = (xt - st[0, 0]) / st[0, 1]
         else:
             xs = (xt - st[regime, None, 0]) / st[regime, None, 1]  # [N, T, C]
-        xs = xs.transpose(1, 2).contiguous()  # [N, C, T]
+        xs = xs.clamp_(-_MAX_Z, _MAX_Z).transpose(1, 2).contiguous()  # [N, C, T]
         if complete:
             return xs, torch.ones_like(xs), regime
         m = mask.transpose(1, 2).to(torch.float32, memory_format=torch.contiguous_format)

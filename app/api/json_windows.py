@@ -67,7 +67,8 @@ def _values(v: simdjson.Array) -> np.ndarray | None:
             return np.array(v.as_list(), dtype=np.float32).reshape(rows, cols)  # null -> NaN
         except (TypeError, ValueError):
             return None
-    return flat.astype(np.float32).reshape(rows, cols)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf: check_array says where
+        return flat.astype(np.float32).reshape(rows, cols)
 
 
 def _plain(x: Any) -> Any:

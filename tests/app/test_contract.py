@@ -177,6 +177,17 @@ def test_missing_values(api: Api, line: str) -> None:
     np.testing.assert_array_equal(kept[0], x[1].astype(np.float32))
 
 
+def test_a_value_beyond_float32_is_refused_where_it_is(api: Api, line: str) -> None:
+    x = make_windows(3, 4, WINDOW).astype(np.float64)
+    x[2, 5, 1] = 1e39  # finite in float64 and JSON, infinite in float32
+    for kw in ({"json": {"windows": windows_json(x)}},
+               {"content": _npy(x), "headers": {"Content-Type": "application/x-npy"}}):
+        e = err(api.call("POST", f"/v1/lines/{line}/windows", **kw), 422, "invalid_values")
+        assert e["details"] == {"window": 2, "row": 5, "channel": CHANNELS[1]}, e
+        assert "beyond float32's range" in e["message"]
+    assert api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"] == 0
+
+
 def test_json_and_binary_bodies_buffer_the_same_values(api: Api, line: str) -> None:
     x = make_windows(6, 4, WINDOW)
     x[2, 5, 1] = float("nan")

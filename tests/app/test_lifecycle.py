@@ -67,6 +67,15 @@ def test_line_lifecycle(api: Api) -> None:
     assert len(events) >= 1 and events[0]["top_channels"][0] == "temp"
     assert sum(e["windows"] for e in events) == len(flagged)
 
+    # A sensor's out-of-range sentinel, finite in float32, is an alarm: it used to score NaN,
+    # which no threshold flags, and so was buffered as normal.
+    sentinel = make_windows(1, 4, WINDOW, 0, seed=6)
+    sentinel[0, 3, 1] = 3e38
+    res = post(api, sentinel, learn=True)["results"][0]
+    assert res["anomaly"] is True and np.isfinite(res["score"]) and res["score_ratio"] > 1e6
+    assert max(res["contributions"], key=res["contributions"].get) == CHANNELS[1]
+    assert buffered_ids(api) == set()
+
     # More normal data, then an operator retrain.
     normal = post(api, make_windows(320, 4, WINDOW, 0, seed=3))
     assert np.mean([res["anomaly"] for res in normal["results"]]) < 0.1
