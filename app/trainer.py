@@ -72,6 +72,7 @@ def train_version(
         "final_val_loss": res.history[-1]["val_loss"] if res.history else None,
         "cold_restart": res.cold_restart, "device": device,
         "out_of_fold_windows": int(len(res.out_of_fold)),
+        "masked_outlier_values": res.masked_outliers,
     }
     return TrainOutcome(models.to_bytes(det), report.passed, report.reasons, metrics,
                         det.regimes, det.threshold, res.history)

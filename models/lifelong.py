@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from models.config import TrainConfig, VAEConfig
 from models.detector import Detector
 from models.losses import consistency_term, elbo_terms, gaussian_kl, mutual_info_term
-from models.preprocessing import RegimeBank
+from models.preprocessing import RegimeBank, mask_gross_outliers
 from models.replay import Replayer
 from models.scoring import score
 from models.splits import fold_bounds, fold_training, holdout_split
@@ -42,6 +42,7 @@ class TrainResult:
     # First models: each fresh window's score by a model trained without its block
     # (TrainConfig.calibration_folds), for the threshold; empty otherwise.
     out_of_fold: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    masked_outliers: int = 0  # fresh values taken for sensor sentinels, trained as missing
 
     @property
     def best(self) -> dict[str, float]:
@@ -104,10 +105,16 @@ def train_student(
     [N, T, C] plus teacher replay, per `cfg.strategy`. When a collapsed warm student brings a
     student from scratch (cfg.cold_margin), `callback` sees that run's epochs from 1 again.
     `shape_only` (channel indices, models/preprocessing.py) is set by a line's first model;
-    students inherit their teacher's, since replay lives in the teacher's scaled space."""
-    cfg = cfg or TrainConfig()
+    students inherit their teacher's, since replay lives in the teacher's scaled space.
+    Gross outliers (sensor sentinels, preprocessing.gross_outliers) train as missing values."""
+    fresh, masked = mask_gross_outliers(np.asarray(fresh, dtype=np.float32))
+    res = _student(fresh, teacher, cfg or TrainConfig(), new_regime, callback, tuple(shape_only))
+    return replace(res, masked_outliers=masked)
+
+
+def _student(fresh: np.ndarray, teacher: Detector | None, cfg: TrainConfig, new_regime: bool,
+             callback: ProgressCallback | None, shape_only: tuple[int, ...]) -> TrainResult:
     torch.manual_seed(cfg.seed)
-    fresh = np.asarray(fresh, dtype=np.float32)
     if teacher is not None and shape_only and tuple(shape_only) != teacher.bank.shape_only:
         raise ValueError(f"shape-only channels {list(shape_only)} differ from the teacher's "
                          f"{list(teacher.bank.shape_only)}; they are fixed by a line's first model")

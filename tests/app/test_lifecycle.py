@@ -42,8 +42,11 @@ def test_line_lifecycle(api: Api) -> None:
                                                   "min_windows": 300})
     assert r.status_code == 201 and r.json()["state"] == "warming_up"
 
-    # Warm-up: windows are buffered and answered warming_up.
-    out = post(api, make_windows(320, 4, WINDOW, 0, seed=1))
+    # Warm-up: windows are buffered and answered warming_up. One reading on 'temp' is a
+    # sensor's sentinel: trained as missing, it must not blind the model to 'temp' (below).
+    warm = make_windows(320, 4, WINDOW, 0, seed=1)
+    warm[50, 3, 2] = -9999.0
+    out = post(api, warm)
     assert {res["status"] for res in out["results"]} == {"warming_up"}
     assert out["model_version"] is None and out["results"][0]["score"] is None
     warm_ids = buffered_ids(api)
@@ -55,6 +58,7 @@ def test_line_lifecycle(api: Api) -> None:
     assert trained_ids(api, 1) == warm_ids and buffered_ids(api) == set()  # retention
     # its threshold also read off scores of each window by a model trained without it
     assert models_of(api)[1]["metrics"]["out_of_fold_windows"] == len(warm_ids)
+    assert models_of(api)[1]["metrics"]["masked_outlier_values"] == 1
 
     # A fault on 'temp' is flagged and 'temp' leads the contributions.
     fault = post(api, inject_fault(make_windows(20, 4, WINDOW, 0, seed=2), channel=2), learn=True)

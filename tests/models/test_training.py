@@ -181,19 +181,6 @@ def test_faulty_channel_leads_contributions(first: Detector) -> None:
     np.testing.assert_allclose(s.contributions.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("reading", [3e38, -3e38, 1e20])
-def test_a_reading_near_float32s_limit_scores_finite_and_far_above_normal(
-        first: Detector, reading: float) -> None:
-    """3e38 is finite in float32, but standardising and squaring it overflowed: the score was
-    NaN, which compares false with any threshold, so the window was called normal."""
-    normal = score(first, make_windows(20, C, T, 0, seed=10)).score
-    x = make_windows(3, C, T, 0, seed=11)
-    x[:, 5, 2] = reading
-    s = score(first, x)
-    assert np.isfinite(s.score).all() and (s.score > 1e6 * normal.max()).all()
-    assert (s.contributions.argmax(axis=1) == 2).all()
-
-
 def test_save_load_gives_identical_scores(first: Detector) -> None:
     det = first.with_threshold(12.5, {0: 12.5})
     back = from_bytes(to_bytes(det))
