@@ -165,7 +165,8 @@ def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ..
     if not parts or min(len(p) for p in parts) < _MIN_FOLD_WINDOWS:
         return np.zeros(0)
     fold_cfg = replace(cfg, calibration_folds=0)
-    scores = [score(train_student(train, cfg=fold_cfg, shape_only=shape_only).detector,
+    # _student, not train_student: the windows' gross outliers are masked already
+    scores = [score(_student(train, None, fold_cfg, False, None, shape_only).detector,
                     windows[a:b]).score for (a, b), train in zip(bounds, parts, strict=True)]
     return np.concatenate(scores)
 

@@ -2,7 +2,6 @@
 
 import json
 import multiprocessing
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from app import migrate
 from app.db import Base, utcnow
-from tests.conftest import PG_BASE
+from tests.conftest import pg_schema
 
 
 def test_upgrade_downgrade_roundtrip(db_url: str) -> None:  # db_url arrives at head
@@ -55,16 +54,8 @@ def test_learn_flagged_until_migrates_without_losing_a_row(db_url: str) -> None:
 
 @pytest.fixture
 def empty_pg_schema(pg_url: str) -> Iterator[str]:  # pg_url: skips (or fails in CI) without one
-    schema = f"lifeline_empty_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema("lifeline_empty") as url:
+        yield url
 
 
 def _upgrade(url: str) -> str:
