@@ -32,6 +32,7 @@ bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results
 		--json bench/results/lifelong_shape_only.json
 	$(BIN)/python -m bench.quality --json bench/results/quality.json
 	$(BIN)/python -m bench.vouch
+	$(BIN)/python -m bench.stuck --json bench/results/stuck.json
 	$(BIN)/python -m bench.throughput --json bench/results/throughput.json
 	$(BIN)/python -m bench.profile
 

@@ -30,6 +30,10 @@ class Metrics:
                                registry=registry)
         self.anomalies = Counter("lifeline_anomalous_windows", "Windows flagged anomalous",
                                  ["line"], registry=registry)
+        # A series per channel that was ever stuck only: which sensor to look at.
+        self.stuck = Counter("lifeline_stuck_channel_windows",
+                             "Windows in which a channel held one reading (a stuck sensor)",
+                             ["line", "channel"], registry=registry)
         self.score_ratio = Histogram("lifeline_score_ratio", "Window score / threshold",
                                      ["line"], buckets=_RATIO_BUCKETS, registry=registry)
         self.request_latency = Histogram(

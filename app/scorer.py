@@ -145,15 +145,17 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         shares = {ch: round(float(v), 6) for ch, v in zip(line.channels, s.contributions[i],
                                                            strict=True)}
         sc = float(s.score[i])
+        stuck = [ch for ch, flag in zip(line.channels, s.stuck[i], strict=True) if flag]
         results.append({"index": i, "status": "scored", "score": sc,
-                        "score_ratio": sc / threshold, "anomaly": bool(sc > threshold),
-                        "regime": int(s.regime[i]), "contributions": shares})
+                        "score_ratio": sc / threshold, "anomaly": bool(sc > threshold or stuck),
+                        "regime": int(s.regime[i]), "contributions": shares,
+                        "stuck_channels": stuck})
     return version, threshold, results
 
 
 def _unscored(index: int, status: str) -> dict[str, Any]:
     return {"index": index, "status": status, "score": None, "score_ratio": None,
-            "anomaly": None, "regime": None, "contributions": None}
+            "anomaly": None, "regime": None, "contributions": None, "stuck_channels": None}
 
 
 def _writes_needed(line: Line, batch: Batch, results: list[dict[str, Any]]) -> bool:
@@ -194,7 +196,9 @@ def _record_events(session: Session, line: Line, starts: list[datetime | None],
             line.open_event_id = None
             continue
         at = starts[r["index"]] or now
-        top = sorted(r["contributions"], key=r["contributions"].get, reverse=True)[:3]
+        # a stuck channel leads: the score's shares cannot name it (models/stuck.py)
+        by_share = sorted(r["contributions"], key=r["contributions"].get, reverse=True)
+        top = [*r["stuck_channels"], *(c for c in by_share if c not in r["stuck_channels"])][:3]
         ev = session.get(AnomalyEvent, line.open_event_id) if line.open_event_id else None
         if ev is None:
             ev = AnomalyEvent(line_id=line.id, start=at, end=at, windows=0, max_score=r["score"],
@@ -212,6 +216,9 @@ def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]]) -> None:
     scored = [r for r in results if r["status"] == "scored"]
     m.windows.labels(line_id).inc(len(scored))
     m.anomalies.labels(line_id).inc(sum(1 for r in scored if r["anomaly"]))
+    for r in scored:
+        for channel in r["stuck_channels"]:
+            m.stuck.labels(line_id, channel).inc()
     hist = m.score_ratio.labels(line_id)
     for r in scored:
         hist.observe(r["score_ratio"])

@@ -70,8 +70,9 @@ SKAB_LEADERBOARD = [("Conv-AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13
 
 def lifeline(window: int, method: Method = "pot", folds: int = FOLDS, held_out: float = HELD_OUT,
              slow: bool = False, smooth: int = 1) -> Callable[[np.ndarray, int], Fitted]:
-    """The service's path: train_student -> calibrate_detector -> score, the threshold read
-    off the held-out windows and, with `folds` (the default's), the out-of-fold scores; with
+    """The service's path: train_student -> calibrate_detector -> score (a stuck channel an
+    alarm), the threshold read off the held-out windows and, with `folds` (the default's), the
+    out-of-fold scores; with
     `slow`, the data set's SLOW_CHANNELS are shape-only channels (a line option). `smooth` > 1
     is an experiment: each window's score is the mean over it and the smooth - 1 windows before
     it, and the threshold is read off the same smoothing of the calibration scores."""
@@ -87,8 +88,11 @@ def lifeline(window: int, method: Method = "pot", folds: int = FOLDS, held_out: 
             smoothed_calibration(det, res, len(windows), folds, smooth), FAR_TARGET, method)
 
         def rows(x: np.ndarray) -> np.ndarray:  # score of the window ending at each row
+            s = score(det, sliding(x, window))
             out = np.full(len(x), np.nan)
-            out[window - 1 :] = trailing_mean(score(det, sliding(x, window)).score, smooth)
+            # a stuck channel is an alarm whatever the score, as the service answers
+            out[window - 1 :] = np.where(s.stuck.any(axis=1), np.inf,
+                                         trailing_mean(s.score, smooth))
             return out
 
         return rows, threshold

@@ -124,7 +124,7 @@ def _student(fresh: np.ndarray, teacher: Detector | None, cfg: TrainConfig, new_
     elif new_regime:
         bank, vcfg = teacher.bank.with_regime(fresh), teacher.vae.cfg.grown()
     else:
-        bank, vcfg = teacher.bank, teacher.vae.cfg
+        bank, vcfg = teacher.bank.with_quiet(fresh), teacher.vae.cfg
     replay = None
     if teacher is not None and cfg.uses_replay:
         replay = Replayer(frozen_copy(teacher.vae, cfg.device), teacher.replay_threshold,

@@ -16,10 +16,12 @@ floored by the raw level, as any channel's: centred, the mean is ~0 and would fl
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+
+from models.stuck import quiet_floor, stuck_standardised
 
 # A channel whose std is below this fraction of its level is treated as (near) constant; flooring
 # keeps its standardised values finite while a real change in it still stands out.
@@ -104,14 +106,17 @@ def regime_stats(x: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RegimeBank:
-    """Per-regime channel statistics: stats[r] = (mean[C], std[C])."""
+    """Per-regime channel statistics: stats[r] = (mean[C], std[C]); quiet[r] = each channel's
+    smallest within-window range in the regime's normal windows (models/stuck.py)."""
 
     stats: np.ndarray  # [R, 2, C] float32
+    quiet: np.ndarray  # [R, C] float64, raw units; NaN = unknown, never flags
     shape_only: tuple[int, ...] = ()  # channels judged by their shape in a window (`centre`)
 
     @classmethod
     def fit(cls, x: np.ndarray, shape_only: tuple[int, ...] = ()) -> RegimeBank:
-        return cls(cls._stats(x, tuple(shape_only))[None], tuple(shape_only))
+        return cls(cls._stats(x, tuple(shape_only))[None], quiet_floor(x)[None],
+                   tuple(shape_only))
 
     @staticmethod
     def _stats(x: np.ndarray, shape_only: tuple[int, ...]) -> np.ndarray:
@@ -127,7 +132,24 @@ class RegimeBank:
     def with_regime(self, x: np.ndarray) -> RegimeBank:
         """A bank with one more regime fitted on x (a declared new operating regime)."""
         stats = self._stats(x, self.shape_only)[None]
-        return RegimeBank(np.concatenate([self.stats, stats]), self.shape_only)
+        return RegimeBank(np.concatenate([self.stats, stats]),
+                          np.concatenate([self.quiet, quiet_floor(x)[None]]), self.shape_only)
+
+    def with_quiet(self, x: np.ndarray) -> RegimeBank:
+        """This bank with each regime's quiet floors lowered to what its windows among x show:
+        a retrain's fresh windows are normal running (or vouched for), so a channel that they
+        show flat is no longer called stuck when flat."""
+        _, _, regime = self.standardise(x)
+        quiet = self.quiet.copy()
+        for r in np.unique(regime.numpy()):
+            quiet[r] = np.fmin(quiet[r], quiet_floor(x[regime.numpy() == r]))
+        return replace(self, quiet=quiet)
+
+    def stuck(self, xs: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor) -> torch.Tensor:
+        """Standardised windows xs, mask [N, C, T] routed to `regime` [N] -> [N, C] bool, the
+        channels stuck in each (models/stuck.py)."""
+        floor = torch.as_tensor(self.quiet / self.stats[:, 1], dtype=xs.dtype, device=xs.device)
+        return stuck_standardised(xs, mask, floor[regime] if self.regimes > 1 else floor)
 
     def route(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Most likely regime per window under a diagonal Gaussian per regime.

@@ -30,6 +30,12 @@ class Scores:
     contributions: np.ndarray  # [N, C] shares of the score, rows sum to 1
     regime: np.ndarray  # [N] int, the routed operating regime
     observed: np.ndarray  # [N] fraction of values present
+    stuck: np.ndarray  # [N, C] bool: channels holding one reading (models/stuck.py)
+
+    def anomalous(self, threshold: float) -> np.ndarray:
+        """[N] bool: the score above `threshold`, or a stuck channel, which the score cannot
+        see (models/stuck.py)."""
+        return (self.score > threshold) | self.stuck.any(axis=1)
 
 
 def _residual_energy(
@@ -99,13 +105,15 @@ def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
     for i in range(0, len(windows), batch_size):
         xs, mask, regime = det.bank.standardise(windows[i : i + batch_size], device=dev)
         s, per_ch = score_standardised(det.vae, xs, mask)
-        parts.append((s, per_ch, regime, mask.mean(dim=(1, 2))))
+        held = det.bank.stuck(xs, mask, regime)
+        parts.append((s, per_ch, regime, mask.mean(dim=(1, 2)), held))
     if not parts:
         c = det.channels
-        return Scores(np.zeros(0), np.zeros((0, c)), np.zeros(0, dtype=np.int64), np.zeros(0))
-    total, channel, routed, observed = (
+        return Scores(np.zeros(0), np.zeros((0, c)), np.zeros(0, dtype=np.int64), np.zeros(0),
+                      np.zeros((0, c), dtype=bool))
+    total, channel, routed, observed, stuck = (
         torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
     totals = channel.sum(axis=1, keepdims=True)
     safe = np.where(totals > 0, totals, 1.0)
     shares = np.where(totals > 0, channel / safe, 1.0 / channel.shape[1])
-    return Scores(total.astype(np.float64), shares, routed.astype(np.int64), observed)
+    return Scores(total.astype(np.float64), shares, routed.astype(np.int64), observed, stuck)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import torch
 
 from models.config import VAEConfig
@@ -38,8 +39,9 @@ def to_bytes(det: Detector) -> bytes:
     }
     state = {k: v.detach().cpu() for k, v in det.vae.state_dict().items()}
     buf = io.BytesIO()
+    # "quiet" is read by this release only; older ones ignore it and flag no stuck sensor.
     torch.save({"meta": json.dumps(meta), "bank": torch.from_numpy(det.bank.stats),
-                "state": state}, buf)
+                "quiet": torch.from_numpy(det.bank.quiet), "state": state}, buf)
     return buf.getvalue()
 
 
@@ -59,9 +61,13 @@ def from_bytes(data: bytes, device: str = "cpu") -> Detector:
     # Artifacts written before session 10 have no fit thresholds: replay is then filtered by
     # the alarm thresholds, as those releases did.
     fit = meta.get("fit_regime_thresholds", meta["regime_thresholds"])
+    stats = blob["bank"].cpu().numpy()
+    # Artifacts written before session 12 carry no quiet floors: NaN, no stuck sensor flagged.
+    quiet = blob["quiet"].cpu().numpy() if "quiet" in blob else np.full(
+        (stats.shape[0], stats.shape[2]), np.nan)
     return Detector(
         vae=vae,
-        bank=RegimeBank(blob["bank"].cpu().numpy(), tuple(meta.get("shape_only", ()))),
+        bank=RegimeBank(stats, quiet, tuple(meta.get("shape_only", ()))),
         threshold=threshold,
         regime_thresholds=regime_thresholds,
         replay_threshold=float(meta.get("fit_threshold", threshold)),

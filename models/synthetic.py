@@ -39,3 +39,11 @@ def inject_fault(
     half = x.shape[1] // 2
     x[:, half:, channel] += magnitude * scale[channel]
     return x
+
+
+def hold_channel(windows: np.ndarray, channel: int) -> np.ndarray:
+    """`channel` held at each window's first reading: a frozen sensor, or a PLC repeating the
+    channel's last good value."""
+    x = windows.copy()
+    x[:, :, channel] = x[:, :1, channel]
+    return x

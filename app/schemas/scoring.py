@@ -40,6 +40,9 @@ class WindowResult(BaseModel):
     anomaly: bool | None = None
     regime: int | None = None
     contributions: dict[str, float] | None = None
+    # An extension of the contract: channels holding one reading through the window (a frozen
+    # sensor), which make the window anomalous whatever its score (models/stuck.py).
+    stuck_channels: list[str] | None = None
 
 
 class ScoreResponse(BaseModel):

@@ -80,8 +80,22 @@ def test_line_lifecycle(api: Api) -> None:
     assert max(res["contributions"], key=res["contributions"].get) == CHANNELS[1]
     assert buffered_ids(api) == set()
 
+    # A stuck 'flow' sensor (one reading held through the window) is an alarm naming it, led
+    # by it in its event, counted per channel; the normal window before it closes the last event.
+    pair = make_windows(2, 4, WINDOW, 0, seed=7)
+    pair[1, :, 1] = pair[1, 0, 1]
+    ok, stuck = post(api, pair, learn=True)["results"]
+    assert ok["stuck_channels"] == [] and stuck["stuck_channels"] == ["flow"]
+    assert stuck["anomaly"] is True
+    assert len(buffered_ids(api)) == int(not ok["anomaly"])  # the stuck window stays out
+    events = api.call("GET", f"/v1/lines/{LINE}/anomalies").json()["anomalies"]
+    assert any(e["top_channels"][0] == "flow" and e["windows"] == 1 for e in events)
+    assert (f'lifeline_stuck_channel_windows_total{{channel="flow",line="{LINE}"}} 1.0'
+            in api.client.get("/metrics").text)
+
     # More normal data, then an operator retrain.
     normal = post(api, make_windows(320, 4, WINDOW, 0, seed=3))
+    assert all(res["stuck_channels"] == [] for res in normal["results"])
     assert np.mean([res["anomaly"] for res in normal["results"]]) < 0.1
     before = buffered_ids(api)
     r = api.call("POST", f"/v1/lines/{LINE}/retrain", json={"reason": "weekly"})
