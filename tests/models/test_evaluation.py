@@ -8,9 +8,12 @@ from bench.baselines import PCAMonitor
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
 from bench.detection import Confusion, oracle_threshold
 from bench.quality import (
+    _task,
     channel_energy,
     fold_blocks,
+    lifeline,
     make_fit,
+    run_all,
     smooth_blocks,
     squared_residual,
     trailing_mean,
@@ -128,3 +131,24 @@ def test_channel_energy_splits_each_score_over_its_channels() -> None:
     energy = channel_energy(det, windows)
     assert energy.shape == (30, 3) and (energy >= 0).all()
     np.testing.assert_allclose(energy.sum(axis=1), score(det, windows).score, rtol=1e-6)
+
+
+def test_lifelines_rows_count_a_stuck_channel_as_an_alarm_as_the_service_does() -> None:
+    t = np.arange(400)[:, None]
+    rng = np.random.default_rng(0)
+    rows = np.sin(2 * np.pi * t / 25 + np.arange(4)) + 0.1 * rng.standard_normal((400, 4))
+    scorer, threshold = lifeline(16)(rows.astype(np.float32), 0)
+    test = rows[:100].copy()
+    test[60:, 2] = test[60, 2]  # the sensor freezes at row 60
+    s = scorer(test)
+    assert np.isnan(s[:15]).all()  # no window ends there yet
+    assert np.isfinite(s[15:75]).all()  # the window ending at row 75 still sees 60 move
+    assert np.isinf(s[75:]).all() and (s[75:] > threshold).all()
+
+
+def test_methods_and_seeds_run_side_by_side_as_they_run_alone() -> None:
+    """Each (method, data set, seed) in a worker process of its own gives what it gives in
+    this one."""
+    out = run_all(["pca_spe"], 32, 0.15, 1, 2, 0.0)
+    assert out["skab"]["pca_spe"] == _task("pca_spe", 32, 0.15, "skab", 0)
+    assert out["tep"]["pca_spe"] == _task("pca_spe", 32, 0.15, "tep", 0)
