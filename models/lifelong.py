@@ -13,6 +13,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 import torch
@@ -225,7 +226,8 @@ def _latent_fit_sets(
 
 
 class _Loop:
-    """Epochs of minibatches with early stopping on the validation loss."""
+    """Epochs of minibatches with early stopping on the validation loss (of the weights' moving
+    average, with cfg.ema)."""
 
     def __init__(
         self, student: WindowVAE, replay: Replayer | None, cfg: TrainConfig,
@@ -235,6 +237,7 @@ class _Loop:
         self.teacher = replay.vae if replay is not None else None
         self.t = self.teacher.cfg.regimes if self.teacher is not None else 0
         self.opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)  # fresh optimizer
+        self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         self.step = 0
         self._order, self._pos = torch.empty(0, dtype=torch.long), 0
 
@@ -249,7 +252,10 @@ class _Loop:
         n_rep = replay_rows(cfg.batch_size, self.t)
         n_fresh = cfg.batch_size - n_rep
         val_rep = self._replay(max(len(xv), 64) if self.t else 0)
-        best, best_state, stale = math.inf, copy.deepcopy(self.student.state_dict()), 0
+        if cfg.ema:
+            self._average(steps=math.ceil(min(len(x), cfg.epoch_windows) / n_fresh))
+        best, best_state, stale = math.inf, copy.deepcopy(self._judged().state_dict()), 0
+        anchor = math.inf
         for epoch in range(1, cfg.max_epochs + 1):
             idx = self._next_rows(len(x), x.device)
             losses = self._epoch(x[idx], m[idx], r[idx], n_fresh, n_rep)
@@ -261,14 +267,27 @@ class _Loop:
                 callback(epoch, row)
             if not math.isfinite(val_loss):
                 break
-            if not math.isfinite(best) or val_loss < best - 1e-4 * abs(best):
-                best, best_state, stale = val_loss, copy.deepcopy(self.student.state_dict()), 0
+            if val_loss < best:
+                best, best_state = val_loss, copy.deepcopy(self._judged().state_dict())
+            if val_loss < anchor - cfg.min_delta * x[0].numel():
+                anchor, stale = val_loss, 0
             elif epoch > cfg.burn_in:
                 stale += 1
                 if stale >= cfg.patience:
                     break
         self.student.load_state_dict(best_state)
         return history
+
+    def _average(self, steps: int) -> None:
+        """Keep an exponential moving average of the student's weights beside it, its horizon
+        cfg.ema epochs of `steps` minibatches, whatever the buffer's size."""
+        decay = 1.0 - 1.0 / max(self.cfg.ema * steps, 1.0)
+        self.averaged = torch.optim.swa_utils.AveragedModel(
+            self.student, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
+
+    def _judged(self) -> WindowVAE:
+        """The weights early stopping validates and keeps: the average where there is one."""
+        return cast(WindowVAE, self.averaged.module) if self.averaged is not None else self.student
 
     def _next_rows(self, n: int, device: torch.device) -> torch.Tensor:
         """The next epoch's fresh rows, shuffled: all n when n <= cfg.epoch_windows, else the
@@ -313,6 +332,8 @@ class _Loop:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.student.parameters(), 10.0)
             self.opt.step()
+            if self.averaged is not None:
+                self.averaged.update_parameters(self.student)
             self.step += 1
             batches += 1
             for key, val in parts.items():
@@ -359,10 +380,10 @@ class _Loop:
                   ) -> dict[str, float]:
         """val_loss: the negative ELBO at the posterior mean, fresh and replay weighted 1 : t;
         and the KL of each part, which tells a collapsed student (TrainResult.collapsed)."""
-        self.student.eval()
+        judged = self._judged().eval()
 
         def nll_kl(x: torch.Tensor, m: torch.Tensor) -> tuple[float, float]:
-            nll, kl = elbo_terms(x, m, self.student(x, m))
+            nll, kl = elbo_terms(x, m, judged(x, m))
             return nll.mean().item(), kl.mean().item()
 
         nll, kl = nll_kl(xv, mv)

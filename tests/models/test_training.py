@@ -20,6 +20,7 @@ from models import (
     train_student,
 )
 from models.lifelong import TrainResult, frozen_copy, replay_rows
+from models.losses import elbo_terms
 from models.preprocessing import RegimeBank, check_windows
 from models.splits import holdout_split, overlap_gap, window_shift
 from models.synthetic import inject_fault, make_windows
@@ -140,6 +141,29 @@ def test_progress_callback_sees_every_epoch() -> None:
                         callback=lambda epoch, row: seen.append(epoch))
     assert seen == list(range(1, len(res.history) + 1)) and {"nll", "kl", "val_loss"} <= set(
         res.history[0])
+
+
+def test_the_served_weights_are_the_average_early_stopping_kept() -> None:
+    """With TrainConfig.ema early stopping validates an average of the weights; the model
+    served must be that average at its best epoch, whose held-out loss the history reports."""
+    cfg = TrainConfig(max_epochs=8, seed=0, calibration_folds=0, burn_in=1, patience=2, ema=1.0)
+    res = train_student(make_windows(300, C, T, 0, seed=3), cfg=cfg)
+    xs, mask, _ = res.detector.bank.standardise(res.heldout)
+    with torch.no_grad():
+        nll, kl = elbo_terms(xs, mask, res.detector.vae(xs, mask))
+    assert (nll + kl).mean().item() == pytest.approx(res.best_val_loss, rel=1e-5)
+    last = train_student(make_windows(300, C, T, 0, seed=3), cfg=replace(cfg, ema=0.0))
+    assert last.best_val_loss != pytest.approx(res.best_val_loss, rel=1e-3)
+
+
+def test_epochs_that_improve_by_less_than_min_delta_run_out_patience() -> None:
+    base = TrainConfig(max_epochs=40, seed=0, calibration_folds=0, burn_in=2, patience=3)
+    windows = make_windows(300, C, T, 0, seed=3)
+    strict = train_student(windows, cfg=replace(base, min_delta=1e3))
+    assert len(strict.history) == base.burn_in + base.patience
+    assert strict.best_val_loss == min(h["val_loss"] for h in strict.history)
+    assert len(train_student(windows, cfg=replace(base, min_delta=0.0)).history) > len(
+        strict.history)
 
 
 def test_missing_values_are_masked_not_scored(first: Detector) -> None:
