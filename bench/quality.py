@@ -316,10 +316,12 @@ def _task(name: str, window: int, held_out: float, data: str, seed: int) -> dict
 
 
 def run_all(names: list[str], window: int, held_out: float, seeds: int, workers: int,
-            t0: float) -> dict[str, dict]:
+            t0: float, data_sets: tuple[str, ...] = ("skab", "tep")) -> dict[str, dict]:
     """Every (method, data set, seed) as its own task, `workers` at a time, each on one torch
     thread: these small models use a second thread poorly (two one-thread runs side by side
-    finish 1.6x sooner than one after the other on two threads; the figures are the same)."""
+    finish 1.6x sooner than one after the other on two threads; the figures are the same).
+    Seeded methods also report each seed's false-alarm rate (`far_by_seed`): TEP's spreads
+    from 6 to 40 % over seeds (bench/README.md), which a mean alone hides."""
     result: dict[str, dict] = {"skab": {}, "tep": {}}
     futures: dict[tuple[str, str], list[Future]] = {}
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
@@ -328,14 +330,17 @@ def run_all(names: list[str], window: int, held_out: float, seeds: int, workers:
             make_fit(name, window, held_out)  # an unknown name fails here, before any work
             runs = range(1) if name.startswith("pca") else range(seeds)
             tep_too = name not in SKAB_ONLY and not name.startswith("lifeline_level_free_smooth")
-            for data in ("skab", "tep") if tep_too else ("skab",):
+            for data in data_sets if tep_too else set(data_sets) & {"skab"}:
                 futures[name, data] = [pool.submit(_task, name, window, held_out, data, s)
                                        for s in runs]
         for (name, data), fs in futures.items():
-            result[data][name] = _mean([f.result() for f in fs])
+            runs_done = [f.result() for f in fs]
+            result[data][name] = _mean(runs_done)
+            if len(runs_done) > 1:
+                result[data][name]["far_by_seed"] = [r["far"] for r in runs_done]
             print(f"  {name} on {data}: done at {time.perf_counter() - t0:.0f} s", flush=True)
     for name in names:
-        if name not in result["tep"]:
+        if name not in result["tep"] and "tep" in data_sets:
             print(f"  {name}: TEP as its plain lifeline method (no channel marked)")
     return result
 
@@ -352,10 +357,15 @@ def main() -> None:
                    help="share of training data calibrated on (default: the service's)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="processes, one torch thread each (default: one per core)")
+    p.add_argument("--data", default="skab,tep", help="comma-separated: skab, tep")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
+    data_sets = tuple(a.data.split(","))
+    if not set(data_sets) <= {"skab", "tep"}:
+        p.error(f"--data takes skab and/or tep, not {a.data!r}")
     t0 = time.perf_counter()
-    result = run_all(a.methods.split(","), a.window, a.held_out, a.seeds, a.workers, t0)
+    result = run_all(a.methods.split(","), a.window, a.held_out, a.seeds, a.workers, t0,
+                     data_sets)
     print_tables(result, a, time.perf_counter() - t0)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
@@ -363,12 +373,26 @@ def main() -> None:
 
 
 def print_tables(result: dict, a: argparse.Namespace, seconds: float) -> None:
-    print(f"\nSKAB outlier protocol (window {a.window}, target FAR {FAR_TARGET}, label-free "
+    print(f"\nrun time {seconds:.0f} s; window {a.window}, target FAR {FAR_TARGET}, label-free "
           f"thresholds on the last {a.held_out:.0%} of training data, {a.seeds} seeds where "
-          f"random) - {seconds:.0f} s in all; oracle: each file thresholded, knowing its "
-          f"labels, at {SKAB_ORACLE_FAR:.0%} false alarms\n")
+          "random")
+    if result["skab"]:
+        print_skab(result["skab"])
+    if result["tep"]:
+        print_tep(result["tep"])
+    seeded = [(data, name, m["far_by_seed"]) for data, ms in result.items()
+              for name, m in ms.items() if "far_by_seed" in m]
+    if seeded:
+        print("\nfalse alarms per seed, %:")
+        for data, name, fars in seeded:
+            print(f"  {data} {name}: " + " / ".join(f"{100 * f:.1f}" for f in fars))
+
+
+def print_skab(rows: dict) -> None:
+    print(f"\nSKAB outlier protocol; oracle: each file thresholded, knowing its labels, at "
+          f"{SKAB_ORACLE_FAR:.0%} false alarms\n")
     print("| method | F1 | FAR % | MAR % | oracle F1 | oracle MAR % |\n|---|---|---|---|---|---|")
-    for name, m in result["skab"].items():
+    for name, m in rows.items():
         label = f"**{name}** (ours, label-free)" if name == "lifeline" else f"{name} (label-free)"
         print(f"| {label} | {m['f1']:.3f} | {100 * m['far']:.2f} | {100 * m['mar']:.2f} | "
               f"{m['oracle_f1']:.3f} | {100 * m['oracle_mar']:.2f} |")
@@ -377,12 +401,15 @@ def print_tables(result: dict, a: argparse.Namespace, seconds: float) -> None:
     for name, f1, far, mar in SKAB_LEADERBOARD:
         print(f"| {name} (leaderboard, hand-picked threshold) | {f1:.2f} | {far:.2f} | {mar:.2f}"
               " | | |")
+
+
+def print_tep(rows: dict) -> None:
     print(f"\nTEP (train d00, FDR after sample 160, mean excluding 3/9/15; oracle: the threshold "
           f"giving {TEP_ORACLE_FAR:.0%} false alarms on d00_te)\n")
     print("| method | FDR mean | FAR % | oracle FDR | " + " | ".join(
         f"f{k}" for k in range(1, 22)) + " |")
     print("|---|---|---|---|" + "---|" * 21)
-    for name, m in result["tep"].items():
+    for name, m in rows.items():
         print(f"| {name} | {m['fdr_mean']:.3f} | {100 * m['far']:.2f} | "
               f"{m['fdr_mean_oracle']:.3f} | " + " | ".join(
                   f"{m['fdr'][str(k)]:.2f}" for k in range(1, 22)) + " |")

@@ -152,3 +152,11 @@ def test_methods_and_seeds_run_side_by_side_as_they_run_alone() -> None:
     out = run_all(["pca_spe"], 32, 0.15, 1, 2, 0.0)
     assert out["skab"]["pca_spe"] == _task("pca_spe", 32, 0.15, "skab", 0)
     assert out["tep"]["pca_spe"] == _task("pca_spe", 32, 0.15, "tep", 0)
+
+
+def test_a_seeded_method_reports_each_seeds_false_alarms_on_the_data_asked_for() -> None:
+    out = run_all(["iforest"], 32, 0.15, 2, 2, 0.0, data_sets=("tep",))
+    alone = [_task("iforest", 32, 0.15, "tep", s) for s in (0, 1)]
+    assert out["skab"] == {}
+    assert out["tep"]["iforest"]["far_by_seed"] == [r["far"] for r in alone]
+    assert out["tep"]["iforest"]["far"] == pytest.approx(np.mean([r["far"] for r in alone]))
