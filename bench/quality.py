@@ -330,7 +330,7 @@ def run_all(names: list[str], window: int, held_out: float, seeds: int, workers:
             make_fit(name, window, held_out)  # an unknown name fails here, before any work
             runs = range(1) if name.startswith("pca") else range(seeds)
             tep_too = name not in SKAB_ONLY and not name.startswith("lifeline_level_free_smooth")
-            for data in data_sets if tep_too else set(data_sets) & {"skab"}:
+            for data in [d for d in data_sets if tep_too or d == "skab"]:
                 futures[name, data] = [pool.submit(_task, name, window, held_out, data, s)
                                        for s in runs]
         for (name, data), fs in futures.items():

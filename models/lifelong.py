@@ -255,7 +255,7 @@ class _Loop:
         if cfg.ema:
             self._average(steps=math.ceil(min(len(x), cfg.epoch_windows) / n_fresh))
         best, best_state, stale = math.inf, copy.deepcopy(self._judged().state_dict()), 0
-        anchor = math.inf
+        anchor, min_gain = math.inf, cfg.min_delta * x[0].numel()  # nats per window
         for epoch in range(1, cfg.max_epochs + 1):
             idx = self._next_rows(len(x), x.device)
             losses = self._epoch(x[idx], m[idx], r[idx], n_fresh, n_rep)
@@ -269,7 +269,7 @@ class _Loop:
                 break
             if val_loss < best:
                 best, best_state = val_loss, copy.deepcopy(self._judged().state_dict())
-            if val_loss < anchor - cfg.min_delta * x[0].numel():
+            if val_loss < anchor - min_gain:
                 anchor, stale = val_loss, 0
             elif epoch > cfg.burn_in:
                 stale += 1
