@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -90,17 +91,19 @@ def lifeline(window: int, method: Method = "pot", folds: int = FOLDS, held_out: 
         threshold = det.threshold if smooth == 1 else calibrate(
             smoothed_calibration(det, res, len(windows), folds, smooth), FAR_TARGET, method)
 
-        def rows(x: np.ndarray) -> np.ndarray:  # score of the window ending at each row
-            s = score(det, sliding(x, window))
-            out = np.full(len(x), np.nan)
-            # a stuck channel is an alarm whatever the score, as the service answers
-            out[window - 1 :] = np.where(s.stuck.any(axis=1), np.inf,
-                                         trailing_mean(s.score, smooth))
-            return out
-
-        return rows, threshold
+        return partial(row_scores, det, window=window, smooth=smooth), threshold
 
     return fit
+
+
+def row_scores(det: Detector, x: np.ndarray, window: int, smooth: int = 1) -> np.ndarray:
+    """Each row of a series x [n, C] scored by the window ending at it (NaN before the first
+    full window), averaged over `smooth` windows; a stuck channel is an alarm whatever the
+    score, as the service answers."""
+    s = score(det, sliding(x, window))
+    out = np.full(len(x), np.nan)
+    out[window - 1 :] = np.where(s.stuck.any(axis=1), np.inf, trailing_mean(s.score, smooth))
+    return out
 
 
 def smoothed_calibration(det: Detector, res: TrainResult, windows: int, folds: int, k: int

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import torch
 
 from bench.data import SKAB_TRAIN_ROWS, TEP_EXCLUDED, TEP_ONSET, skab_files, sliding, tep
 from bench.detection import Confusion
-from bench.quality import FAR_TARGET, SLOW_CHANNELS, fold_blocks
+from bench.quality import FAR_TARGET, SLOW_CHANNELS, fold_blocks, row_scores
 from models import TrainConfig, calibrate, calibrate_detector, score, train_student
 
 
@@ -103,14 +104,7 @@ def first_model(train: np.ndarray, window: int, seed: int, shape_only: tuple[int
     det = calibrate_detector(res.detector, res.heldout, FAR_TARGET, out_of_fold=res.out_of_fold)
     folds = fold_blocks(res.out_of_fold, len(windows), cfg.calibration_folds)
     blocks = Blocks(score(det, res.heldout).score, folds, score(det, windows).score)
-
-    def rows(x: np.ndarray) -> np.ndarray:
-        s = score(det, sliding(x, window))
-        out = np.full(len(x), np.nan)
-        out[window - 1 :] = np.where(s.stuck.any(axis=1), np.inf, s.score)
-        return out
-
-    return blocks, rows, det.threshold
+    return blocks, partial(row_scores, det, window=window), det.threshold
 
 
 def tep_seed(window: int, seed: int) -> dict[str, dict[str, float]]:
