@@ -20,6 +20,13 @@ def _groups(ch: int) -> int:
     return math.gcd(ch, 8)
 
 
+def _act() -> nn.SiLU:
+    """SiLU in place: every input it overwrites is a fresh norm or linear output nobody reads
+    again, and skipping the allocation scored 1.19-1.35x the windows/s at C=8, T=64, batch 256
+    (C=52, T=32: 0.96-1.09x; three alternated A/B runs, session 15). Training is bit-identical."""
+    return nn.SiLU(inplace=True)
+
+
 class WindowVAE(nn.Module):
     z_mean: torch.Tensor  # buffers, declared for type checkers
     z_chol: torch.Tensor
@@ -31,9 +38,9 @@ class WindowVAE(nn.Module):
         self.steps = math.ceil(math.ceil(cfg.window / 2) / 2)  # length after two stride-2 convs
         # Encoder sees values and the observed-mask, so imputed zeros are not taken for data.
         self.enc = nn.Sequential(
-            nn.Conv1d(2 * c, h, 5, stride=2, padding=2), nn.GroupNorm(_groups(h), h), nn.SiLU(),
+            nn.Conv1d(2 * c, h, 5, stride=2, padding=2), nn.GroupNorm(_groups(h), h), _act(),
             nn.Conv1d(h, 2 * h, 5, stride=2, padding=2), nn.GroupNorm(_groups(2 * h), 2 * h),
-            nn.SiLU(), nn.Flatten(),
+            _act(), nn.Flatten(),
         )
         self.enc_head = nn.Linear(2 * h * self.steps, 2 * cfg.latent_dim + cfg.regimes)
         self.dec_in = nn.Linear(cfg.latent_dim + cfg.regimes, 2 * h * self.steps)
@@ -45,11 +52,11 @@ class WindowVAE(nn.Module):
         self.register_buffer("z_mean", torch.zeros(k, d))
         self.register_buffer("z_chol", torch.eye(d).expand(k, d, d).clone())
         self.dec = nn.Sequential(
-            nn.SiLU(),
+            _act(),
             nn.ConvTranspose1d(2 * h, h, 4, stride=2, padding=1), nn.GroupNorm(_groups(h), h),
-            nn.SiLU(),
+            _act(),
             nn.ConvTranspose1d(h, h, 4, stride=2, padding=1), nn.GroupNorm(_groups(h), h),
-            nn.SiLU(),
+            _act(),
             nn.Conv1d(h, 2 * c, 3, padding=1),
         )
 
