@@ -137,18 +137,24 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     det = ctx.cache.get(vid, lambda: models.from_bytes(session.scalars(
         select(ModelVersion.artifact).where(ModelVersion.id == vid)).one()))
     s = models.score(det, x)
+    # Whole-batch conversions to Python numbers: a float() and round() per value cost 3.4 ms of
+    # a 256-window request (7 % of the server's CPU in a py-spy profile), these 0.7 ms.
+    shares = np.round(s.contributions.astype(np.float64), 6).tolist()
+    scores, regimes = s.score.tolist(), s.regime.tolist()
+    scored = (s.observed >= ctx.settings.min_observed_fraction).tolist()
+    held = s.stuck.any(axis=1).tolist()
     results = []
     for i in range(len(x)):
-        if s.observed[i] < ctx.settings.min_observed_fraction:
+        if not scored[i]:
             results.append(_unscored(i, "insufficient_data"))
             continue
-        shares = {ch: round(float(v), 6) for ch, v in zip(line.channels, s.contributions[i],
-                                                           strict=True)}
-        sc = float(s.score[i])
-        stuck = [ch for ch, flag in zip(line.channels, s.stuck[i], strict=True) if flag]
+        sc = scores[i]
+        stuck = [ch for ch, flag in zip(line.channels, s.stuck[i], strict=True)
+                 if flag] if held[i] else []
         results.append({"index": i, "status": "scored", "score": sc,
-                        "score_ratio": sc / threshold, "anomaly": bool(sc > threshold or stuck),
-                        "regime": int(s.regime[i]), "contributions": shares,
+                        "score_ratio": sc / threshold, "anomaly": sc > threshold or bool(stuck),
+                        "regime": regimes[i],
+                        "contributions": dict(zip(line.channels, shares[i], strict=True)),
                         "stuck_channels": stuck})
     return version, threshold, results
 
