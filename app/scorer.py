@@ -139,10 +139,11 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     s = models.score(det, x)
     # Whole-batch conversions to Python numbers: a float() and round() per value cost 3.4 ms of
     # a 256-window request (7 % of the server's CPU in a py-spy profile), these 0.7 ms.
-    shares = np.round(s.contributions.astype(np.float64), 6).tolist()
-    scores, regimes = s.score.tolist(), s.regime.tolist()
-    scored = (s.observed >= ctx.settings.min_observed_fraction).tolist()
-    held = s.stuck.any(axis=1).tolist()
+    shares: list[list[float]] = np.round(s.contributions.astype(np.float64), 6).tolist()
+    scores: list[float] = s.score.tolist()
+    regimes: list[int] = s.regime.tolist()
+    scored: list[bool] = (s.observed >= ctx.settings.min_observed_fraction).tolist()
+    held: list[bool] = s.stuck.any(axis=1).tolist()
     results = []
     for i in range(len(x)):
         if not scored[i]:
