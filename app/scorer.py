@@ -142,8 +142,8 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     shares: list[list[float]] = np.round(s.contributions.astype(np.float64), 6).tolist()
     scores: list[float] = s.score.tolist()
     regimes: list[int] = s.regime.tolist()
-    scored: list[bool] = (s.observed >= ctx.settings.min_observed_fraction).tolist()
-    held: list[bool] = s.stuck.any(axis=1).tolist()
+    scored: list[bool] = np.greater_equal(s.observed, ctx.settings.min_observed_fraction).tolist()
+    held: list[bool] = np.any(s.stuck, axis=1).tolist()
     results = []
     for i in range(len(x)):
         if not scored[i]:
