@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 import torch
 from sqlalchemy import func, select
 
 from app.tables import BufferWindow, ModelVersion
+from models import from_bytes, score
 from models.synthetic import inject_fault, make_windows
 from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
 
@@ -61,8 +63,21 @@ def test_line_lifecycle(api: Api) -> None:
     assert models_of(api)[1]["metrics"]["masked_outlier_values"] == 1
 
     # A fault on 'temp' is flagged and 'temp' leads the contributions.
-    fault = post(api, inject_fault(make_windows(20, 4, WINDOW, 0, seed=2), channel=2), learn=True)
+    faulty = inject_fault(make_windows(20, 4, WINDOW, 0, seed=2), channel=2)
+    fault = post(api, faulty, learn=True)
     flagged = [res for res in fault["results"] if res["anomaly"]]
+    # The answer carries the active model's own numbers, the shares rounded to 6 places.
+    with api.svc.sessions() as s:
+        det = from_bytes(s.scalars(select(ModelVersion.artifact).where(
+            ModelVersion.line_id == LINE, ModelVersion.version == 1)).one())
+    want = score(det, faulty)
+    assert fault["threshold"] == det.threshold
+    for i, res in enumerate(fault["results"]):
+        assert res["score"] == pytest.approx(want.score[i], rel=1e-6)
+        assert res["score_ratio"] == pytest.approx(want.score[i] / det.threshold, rel=1e-6)
+        assert res["regime"] == want.regime[i] == 0
+        assert res["contributions"] == {ch: round(float(v), 6) for ch, v in zip(
+            CHANNELS, want.contributions[i], strict=True)}
     assert len(flagged) >= 18
     assert all(max(res["contributions"], key=res["contributions"].get) == "temp"
                for res in flagged)
