@@ -143,15 +143,14 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     scores: list[float] = s.score.tolist()
     regimes: list[int] = s.regime.tolist()
     scored: list[bool] = np.greater_equal(s.observed, ctx.settings.min_observed_fraction).tolist()
-    held: list[bool] = np.any(s.stuck, axis=1).tolist()
+    held: list[list[bool]] = s.stuck.tolist()
     results = []
     for i in range(len(x)):
         if not scored[i]:
             results.append(_unscored(i, "insufficient_data"))
             continue
         sc = scores[i]
-        stuck = [ch for ch, flag in zip(line.channels, s.stuck[i], strict=True)
-                 if flag] if held[i] else []
+        stuck = [ch for ch, flag in zip(line.channels, held[i], strict=True) if flag]
         results.append({"index": i, "status": "scored", "score": sc,
                         "score_ratio": sc / threshold, "anomaly": sc > threshold or bool(stuck),
                         "regime": regimes[i],
