@@ -11,7 +11,8 @@ The `_window` baselines average their row scores over the rows of Lifeline's win
 judge the same span of data. `lifeline` is the service's default, whose first models take their
 threshold from held-out and out-of-fold scores (TrainConfig.calibration_folds);
 `lifeline_holdout` the held-out block alone (the default before session 10);
-`lifeline_pca_residual` (a linear stage before the VAE) is an experiment; these and the
+`lifeline_pca_residual` (a linear stage before the VAE) is an experiment; `lifeline_own_axes`
+the model on the sensors' own axes instead of the regimes' principal axes; these and the
 quantile rule run only when named. `lifeline_level_free` is the service's option of shape-only
 channels, set as an operator who knows SKAB's rig would set it. Every method is also
 thresholded knowing the labels (an oracle, at the goals' false-alarm bars), which tells its
@@ -73,16 +74,19 @@ SKAB_LEADERBOARD = [("Conv-AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13
 
 
 def lifeline(window: int, method: Method = "pot", folds: int = FOLDS, held_out: float = HELD_OUT,
-             slow: bool = False, smooth: int = 1) -> Callable[[np.ndarray, int], Fitted]:
+             slow: bool = False, smooth: int = 1, decorrelate: bool = True
+             ) -> Callable[[np.ndarray, int], Fitted]:
     """The service's path: train_student -> calibrate_detector -> score (a stuck channel an
     alarm), the threshold read off the held-out windows and, with `folds` (the default's), the
     out-of-fold scores; with
     `slow`, the data set's SLOW_CHANNELS are shape-only channels (a line option). `smooth` > 1
     is an experiment: each window's score is the mean over it and the smooth - 1 windows before
-    it, and the threshold is read off the same smoothing of the calibration scores."""
+    it, and the threshold is read off the same smoothing of the calibration scores.
+    `decorrelate` False: the model on the sensors' own axes (the default before session 16)."""
 
     def fit(train: np.ndarray, seed: int) -> Fitted:
-        cfg = TrainConfig(seed=seed, val_fraction=held_out, calibration_folds=folds)
+        cfg = TrainConfig(seed=seed, val_fraction=held_out, calibration_folds=folds,
+                          decorrelate=decorrelate)
         shape_only = SLOW_CHANNELS.get(train.shape[1], ()) if slow else ()
         windows = sliding(train, window)
         res = train_student(windows, cfg=cfg, shape_only=shape_only)
@@ -142,7 +146,9 @@ def lifeline_pca_residual(window: int, held_out: float = HELD_OUT
 
     def fit(train: np.ndarray, seed: int) -> Fitted:
         pca = PCAMonitor().fit(train[: int(len(train) * (1 - held_out))])
-        cfg = TrainConfig(seed=seed, val_fraction=held_out, calibration_folds=0)
+        # the residual is rank-deficient by construction: no principal axes of its own
+        cfg = TrainConfig(seed=seed, val_fraction=held_out, calibration_folds=0,
+                          decorrelate=False)
         res = train_student(sliding(pca.residual(train), window), cfg=cfg)
         threshold = calibrate(squared_residual(res.detector, res.heldout), FAR_TARGET)
 
@@ -193,7 +199,10 @@ def channel_energy(det: Detector, windows: np.ndarray) -> np.ndarray:
 @torch.inference_mode()
 def squared_residual(det: Detector, windows: np.ndarray) -> np.ndarray:
     """0.5 * sum of squared reconstruction residuals in the units of the windows themselves:
-    neither the decoder's learned std nor the regime scaler's divides them, as in PCA's SPE."""
+    neither the decoder's learned std nor the regime scaler's divides them, as in PCA's SPE.
+    For models on the sensors' own axes (TrainConfig.decorrelate False)."""
+    if det.bank.axes is not None:
+        raise ValueError("squared_residual needs a model on the sensors' own axes")
     xs, mask, regime = det.bank.standardise(windows)
     out = det.vae(xs, mask)
     scale = torch.as_tensor(det.bank.stats)[regime, 1][:, :, None]  # [N, C, 1]
@@ -230,10 +239,12 @@ def _rowwise(make: Callable[[np.ndarray, int], Callable[[np.ndarray], np.ndarray
 # Lifeline trains K + 1 models per fit (~8 minutes on 2 cores), these are measured variants.
 OPT_IN = ("lifeline_quantile", "lifeline_holdout", "lifeline_level_free_holdout",
           "lifeline_pca_residual", "lifeline_channel_weighted",
-          "lifeline_level_free_channel_weighted")
+          "lifeline_level_free_channel_weighted", "lifeline_own_axes",
+          "lifeline_level_free_own_axes")
 # Shape-only variants: TEP has no channel an operator would mark, so there they are this method.
 SKAB_ONLY = {"lifeline_level_free": "lifeline", "lifeline_level_free_holdout": "lifeline_holdout",
-             "lifeline_level_free_channel_weighted": "lifeline_channel_weighted"}
+             "lifeline_level_free_channel_weighted": "lifeline_channel_weighted",
+             "lifeline_level_free_own_axes": "lifeline_own_axes"}
 # name -> (window, held-out share) -> fit
 METHODS: dict[str, Callable[[int, float], Callable[[np.ndarray, int], Fitted]]] = {
     "lifeline": lambda w, h: lifeline(w, held_out=h),
@@ -244,6 +255,10 @@ METHODS: dict[str, Callable[[int, float], Callable[[np.ndarray, int], Fitted]]] 
     "lifeline_level_free_holdout": lambda w, h: lifeline(w, folds=0, held_out=h, slow=True),
     "lifeline_pca_residual": lifeline_pca_residual,  # a linear stage before the VAE
     "lifeline_channel_weighted": lifeline_channel_weighted,  # per-channel tolerances
+    # the sensors' own axes, as before session 16 (TrainConfig.decorrelate False)
+    "lifeline_own_axes": lambda w, h: lifeline(w, held_out=h, decorrelate=False),
+    "lifeline_level_free_own_axes": lambda w, h: lifeline(w, held_out=h, slow=True,
+                                                          decorrelate=False),
     "lifeline_level_free_channel_weighted": lambda w, h: lifeline_channel_weighted(w, h, True),
     "pca_spe": lambda w, h: _rowwise(lambda x, s: PCAMonitor().fit(x).spe, 1, h),
     "pca_t2": lambda w, h: _rowwise(lambda x, s: PCAMonitor().fit(x).t2, 1, h),

@@ -23,7 +23,8 @@ from bench.metrics import auroc
 from models import Detector, TrainConfig, calibrate, train_student
 
 FAR_TARGET, ORACLE_FAR = 0.01, 0.05
-# residuals r = x - mean and decoded std s, both [N, C, T] in the regime scaler's units
+# residuals r = x - mean and decoded std s, both [N, C, T] in the model's units: the regime
+# scaler's, on the regime's principal axes since session 16 (a "channel" below is an axis)
 Variant = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 VARIANTS: dict[str, Variant] = {
     "residual energy 0.5 z^2 (default)": lambda r, s: (0.5 * (r / s).square()).sum(dim=(1, 2)),

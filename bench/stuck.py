@@ -63,8 +63,8 @@ def skab_check() -> dict[str, float]:
 
 def _flags(bank: RegimeBank, windows: np.ndarray) -> np.ndarray:
     """[N, C]: the channels the service calls stuck in each window (models/stuck.py)."""
-    xs, mask, regime = bank.standardise(windows)
-    return bank.stuck(xs, mask, regime).numpy()
+    z, mask, regime = bank.standardise_sensors(windows)
+    return bank.stuck(z.transpose(1, 2), mask.transpose(1, 2), regime).numpy()
 
 
 def main() -> None:

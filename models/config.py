@@ -127,6 +127,9 @@ class TrainConfig:
     # lifelong sequence lost AUROC 0.870 -> 0.826 (3 seeds).
     ema: float = 0.0
     burn_in: int = 5  # epochs always trained before early stopping may trigger
+    # A first model (and a declared new regime) sees its rows on their principal axes
+    # (models/preprocessing.py); False keeps the sensors' own axes, as before session 16.
+    decorrelate: bool = True
     # Replayed rows used by calibration and the gate, per known regime.
     replay_eval_per_regime: int = 256
     seed: int = 0

@@ -11,6 +11,12 @@ student's std on an old regime grows a little (0.174 -> 0.205 over three stages 
 retention test) while its residuals stay the same, which alone pushed the first regime's false
 alarms from 0.009 to 0.028 (3 seeds). On the real data the two scores detect alike (SKAB F1 0.740
 vs 0.741, TEP detection rate 0.903 vs 0.901; bench/README.md).
+
+The model works on each regime's principal axes (models/preprocessing.py), so the score's
+energy is told back to the sensors by reconstruction-based contribution (Alcala & Qin,
+"Reconstruction-based contribution for process monitoring", Automatica 2009): sensor i's share
+is the part of the energy that correcting sensor i alone would remove. On the sensors' own axes
+that is exactly each sensor's energy.
 """
 
 from __future__ import annotations
@@ -59,10 +65,31 @@ def _excess(vae: WindowVAE, energy: torch.Tensor, std: torch.Tensor, mask: torch
 def score_standardised(
     vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """xs, mask [N, C, T] -> score [N], per-channel score [N, C]."""
+    """xs, mask [N, C, T] -> score [N], per-axis score [N, C]."""
     energy, _, scale = _residual_energy(vae, xs, mask)
-    per_channel = energy.sum(dim=2) * scale[:, None]  # [N, C]
-    return per_channel.sum(dim=1), per_channel
+    per_axis = energy.sum(dim=2) * scale[:, None]  # [N, C]
+    return per_axis.sum(dim=1), per_axis
+
+
+@torch.inference_mode()
+def score_with_sensors(
+    vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor, axes: torch.Tensor,
+    observed: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """xs, mask [N, C, T] on the axes z @ axes ([1 or N, C, C], z the standardised sensors),
+    observed [N, C, T] the sensors' own mask -> score [N], each sensor's reconstruction-based
+    contribution [N, C] (0 for a sensor not observed)."""
+    out = vae(xs, mask)
+    precision = mask / out["std"].square()  # [N, C, T] per axis element, 1 / std^2
+    residual = xs - out["mean"]
+    energy = (0.5 * residual.square() * precision).sum(dim=(1, 2))
+    scale = mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
+    # The energy per step is 0.5 r_z' M r_z, r_z the residual on the sensors and M = A D A'
+    # (D the precision); sensor i's contribution is 0.5 (M r_z)_i^2 / M_ii (Alcala & Qin).
+    grad = axes @ (residual * precision)  # [N, C, T]: (M r_z)_i, as r = r_z A
+    curvature = axes.square() @ precision  # [N, C, T]: M_ii
+    rbc = (0.5 * grad.square() / curvature.clamp_min(1e-12) * observed).sum(dim=2)
+    return energy * scale, rbc
 
 
 @torch.inference_mode()
@@ -95,18 +122,28 @@ def excess_nll(det: Detector, windows: np.ndarray) -> np.ndarray:
     return excess_nll_standardised(det.vae, xs, mask).cpu().numpy().astype(np.float64)
 
 
+def _score_batch(det: Detector, windows: np.ndarray, dev: torch.device
+                 ) -> tuple[torch.Tensor, ...]:
+    """One batch's score, sensor contributions, regime, observed share and stuck channels."""
+    bank = det.bank
+    z, seen, regime = bank.standardise_sensors(windows, device=dev)  # [N, T, C]
+    xs, mask = bank.to_axes(z, seen, regime)  # [N, C, T] on the regime's axes
+    z, seen = z.transpose(1, 2), seen.transpose(1, 2)  # the sensors' [N, C, T], views
+    if bank.axes is None:
+        s, per_sensor = score_standardised(det.vae, xs, mask)
+    else:
+        s, per_sensor = score_with_sensors(det.vae, xs, mask, bank.axis_maps(regime, dev), seen)
+    return s, per_sensor, regime, seen.mean(dim=(1, 2)), bank.stuck(z, seen, regime)
+
+
 @torch.inference_mode()
 def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
     """Score raw windows [N, T, C] (NaN = missing) with a detector."""
     if det.vae.training:  # eval() walks every module: 5 % of a one-window request's CPU
         det.vae.eval()
     dev = next(det.vae.parameters()).device
-    parts: list[tuple[torch.Tensor, ...]] = []
-    for i in range(0, len(windows), batch_size):
-        xs, mask, regime = det.bank.standardise(windows[i : i + batch_size], device=dev)
-        s, per_ch = score_standardised(det.vae, xs, mask)
-        held = det.bank.stuck(xs, mask, regime)
-        parts.append((s, per_ch, regime, mask.mean(dim=(1, 2)), held))
+    parts = [_score_batch(det, windows[i : i + batch_size], dev)
+             for i in range(0, len(windows), batch_size)]
     if not parts:
         c = det.channels
         return Scores(np.zeros(0), np.zeros((0, c)), np.zeros(0, dtype=np.int64), np.zeros(0),

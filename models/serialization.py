@@ -21,13 +21,19 @@ from models.vae import WindowVAE
 # 2: the score dropped its log-std term (models/scoring.py); format-1 thresholds are in other units.
 # 3: shape-only channels (models/preprocessing.py). A model without them is still written as 2,
 # so replicas of an older release keep loading it; one with them is refused there, not misread.
-FORMAT_VERSION = 3
-_READABLE = (2, 3)
+# 4: the regimes' principal axes (models/preprocessing.py); an older release would score such a
+# model on the sensors' own axes, so it refuses it.
+FORMAT_VERSION = 4
+_READABLE = (2, 3, 4)
+
+
+def _format(bank: RegimeBank) -> int:
+    return FORMAT_VERSION if bank.axes is not None else 3 if bank.shape_only else 2
 
 
 def to_bytes(det: Detector) -> bytes:
     meta = {
-        "format_version": FORMAT_VERSION if det.bank.shape_only else 2,
+        "format_version": _format(det.bank),
         "shape_only": list(det.bank.shape_only),
         "vae": det.vae.cfg.to_dict(),
         "threshold": det.threshold,
@@ -40,8 +46,11 @@ def to_bytes(det: Detector) -> bytes:
     state = {k: v.detach().cpu() for k, v in det.vae.state_dict().items()}
     buf = io.BytesIO()
     # "quiet" is read by this release only; older ones ignore it and flag no stuck sensor.
-    torch.save({"meta": json.dumps(meta), "bank": torch.from_numpy(det.bank.stats),
-                "quiet": torch.from_numpy(det.bank.quiet), "state": state}, buf)
+    blob = {"meta": json.dumps(meta), "bank": torch.from_numpy(det.bank.stats),
+            "quiet": torch.from_numpy(det.bank.quiet), "state": state}
+    if det.bank.axes is not None:
+        blob["axes"] = torch.from_numpy(det.bank.axes)
+    torch.save(blob, buf)
     return buf.getvalue()
 
 
@@ -67,7 +76,8 @@ def from_bytes(data: bytes, device: str = "cpu") -> Detector:
         (stats.shape[0], stats.shape[2]), np.nan)
     return Detector(
         vae=vae,
-        bank=RegimeBank(stats, quiet, tuple(meta.get("shape_only", ()))),
+        bank=RegimeBank(stats, quiet, tuple(meta.get("shape_only", ())),
+                        blob["axes"].cpu().numpy() if "axes" in blob else None),
         threshold=threshold,
         regime_thresholds=regime_thresholds,
         replay_threshold=float(meta.get("fit_threshold", threshold)),

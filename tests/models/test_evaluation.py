@@ -95,7 +95,7 @@ def test_pca_residual_is_what_the_principal_subspace_leaves() -> None:
 def test_squared_residual_is_in_the_units_of_the_windows() -> None:
     rng = np.random.default_rng(2)
     windows = (3.0 + 2.0 * rng.standard_normal((80, 8, 2))).astype(np.float32)
-    cfg = TrainConfig(seed=0, max_epochs=2, calibration_folds=0)
+    cfg = TrainConfig(seed=0, max_epochs=2, calibration_folds=0, decorrelate=False)
     det = train_student(windows, cfg=cfg).detector
     xs, mask, _ = det.bank.standardise(windows)
     with torch.no_grad():

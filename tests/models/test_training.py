@@ -1,6 +1,7 @@
 """Mixing, warm start, frozen teacher, determinism, masking, serialisation."""
 
 import io
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -96,8 +97,9 @@ def test_a_healthy_warm_student_is_not_trained_twice(first: Detector) -> None:
 
 
 def test_a_collapsed_warm_student_is_replaced_by_one_from_scratch() -> None:
-    """Synthetic seed 0's second regime: the warm student stalls at a wide std (bench/README)."""
-    c, t, cfg = 8, 32, replace(FAST, max_epochs=25)
+    """Synthetic seed 0's second regime: the warm student stalls at a wide std (bench/README),
+    on the sensors' own axes; on the principal axes it learns that regime without stalling."""
+    c, t, cfg = 8, 32, replace(FAST, max_epochs=25, decorrelate=False)
     base = train_student(make_windows(400, c, t, 0, seed=0), cfg=cfg)
     teacher = calibrate_detector(base.detector, base.heldout, 0.01)
     fresh = make_windows(400, c, t, 1, seed=1)
@@ -187,16 +189,31 @@ def test_a_gap_in_one_window_leaves_the_others_standardised_alike(regimes: int) 
     x = np.concatenate([make_windows(3, C, T, 0, seed=3), make_windows(3, C, T, 1, seed=4)])
     holed = x.copy()
     holed[4, 5, 1] = np.nan
-    xs, mask, regime = bank.standardise(x)
-    xs_h, mask_h, regime_h = bank.standardise(holed)
-    assert mask.min() == 1.0 and xs.is_contiguous() and mask.is_contiguous()
-    assert mask_h[4, 1, 5] == 0.0 and xs_h[4, 1, 5] == 0.0 and mask_h.sum() == mask.numel() - 1
+    z, mask, regime = bank.standardise_sensors(x)
+    z_h, mask_h, regime_h = bank.standardise_sensors(holed)
+    assert mask.min() == 1.0 and mask_h[4, 5, 1] == 0.0 and z_h[4, 5, 1] == 0.0
+    assert mask_h.sum() == mask.numel() - 1
     keep = torch.ones_like(mask_h, dtype=torch.bool)
-    keep[4, 1, 5] = False
-    assert torch.equal(xs[keep], xs_h[keep]) and torch.equal(regime, regime_h)
+    keep[4, 5, 1] = False
+    assert torch.equal(z[keep], z_h[keep]) and torch.equal(regime, regime_h)
     stats = bank.stats[regime.numpy()]  # [N, 2, C]
     want = (x - stats[:, None, 0]) / stats[:, None, 1]
-    np.testing.assert_allclose(xs.transpose(1, 2).numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(z.numpy(), want, rtol=1e-6)
+
+    # On the axes: the other windows and steps as without the gap, the gap's step imputed from
+    # its other readings and judged at the share of them observed.
+    xs, m, _ = bank.standardise(x)
+    xs_h, m_h, _ = bank.standardise(holed)
+    assert xs.is_contiguous() and m.is_contiguous() and m.min() == 1.0
+    others = torch.ones(len(x), dtype=torch.bool)
+    others[4] = False
+    assert torch.equal(xs[others], xs_h[others]) and torch.equal(xs[4, :, :5], xs_h[4, :, :5])
+    np.testing.assert_allclose(m_h[4, :, 5].numpy(), 1 - 1 / C)
+    assert m_h.sum() == m.numel() - 1 and torch.isfinite(xs_h).all()
+    a = bank.axis_maps(regime, "cpu")[4 if regimes == 2 else 0]
+    np.testing.assert_allclose(xs.transpose(1, 2).numpy(), (z @ bank.axis_maps(
+        regime, "cpu")).numpy(), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(xs_h[4, :, 5], z_h[4, 5] @ a)  # imputed, not left at 0
 
 
 def test_faulty_channel_leads_contributions(first: Detector) -> None:
@@ -241,11 +258,15 @@ def test_pot_threshold_extrapolates_a_known_tail() -> None:
     assert calibrate(x, 0.05, "quantile") == pytest.approx(-np.log(0.05), rel=0.1)
 
 
-def test_replay_from_the_aggregate_posterior_looks_normal_to_its_model() -> None:
+@pytest.mark.parametrize(("decorrelate", "factor"), [(False, 2.0), (True, 1.4)])
+def test_replay_from_the_aggregate_posterior_looks_normal_to_its_model(
+        decorrelate: bool, factor: float) -> None:
+    """On the sensors' own axes 11 % of replay from the fitted posterior looks normal against
+    2 % from N(0, I); on the principal axes 67 % against 40 % (session 16)."""
     from models.replay import Replayer
 
     x = make_windows(300, C, T, 0, seed=11)
-    res = train_student(x, cfg=replace(FAST, max_epochs=15))
+    res = train_student(x, cfg=replace(FAST, max_epochs=15, decorrelate=decorrelate))
     det = calibrate_detector(res.detector, res.heldout, 0.01)
     assert det.vae.z_mean.abs().sum() > 0  # fitted, not the N(0, I) default
     prior = WindowVAE(det.vae.cfg)
@@ -255,7 +276,7 @@ def test_replay_from_the_aggregate_posterior_looks_normal_to_its_model() -> None
     # the share of replay the model itself finds normal, from its latent statistics vs N(0, I)
     fitted = Replayer(det.vae, det.threshold).fidelity(800, torch.Generator().manual_seed(0))
     unfitted = Replayer(prior, det.threshold).fidelity(800, torch.Generator().manual_seed(0))
-    assert fitted > 2 * unfitted, (fitted, unfitted)
+    assert fitted > factor * unfitted, (fitted, unfitted)
 
 
 def test_replay_keeps_only_windows_the_teacher_calls_normal(first: Detector) -> None:
@@ -380,10 +401,16 @@ def test_a_model_with_shape_only_channels_ignores_their_drift_end_to_end() -> No
     assert np.mean(score(student, drifted1).score > student.threshold) < 0.1
 
 
-def test_artifacts_without_shape_only_channels_stay_readable_by_older_releases(
-        first: Detector) -> None:
-    meta = torch.load(io.BytesIO(to_bytes(first)), weights_only=True)["meta"]
-    assert '"format_version": 2' in meta  # what a release before shape-only channels reads
+def test_artifacts_are_written_in_the_oldest_format_that_can_read_them(first: Detector) -> None:
+    def version(det: Detector) -> int:
+        meta = torch.load(io.BytesIO(to_bytes(det)), weights_only=True)["meta"]
+        return int(json.loads(meta)["format_version"])
+
+    assert first.bank.axes is not None and version(first) == 4  # principal axes: 4 only
+    own = train_student(make_windows(200, C, T, 0, seed=1),
+                        cfg=replace(FAST, decorrelate=False)).detector
+    assert own.bank.axes is None
+    assert version(own) == 2  # what a release before shape-only channels reads
 
 
 def _fit(train: np.ndarray, shape_only: tuple[int, ...]) -> tuple[Detector, np.ndarray]:
