@@ -279,8 +279,8 @@ class RegimeBank:
         level = [c for c in range(z.shape[-1]) if c not in self.shape_only]
         if not bool(mask.all()):
             z, mask = self._fill(z, mask, regime, level)
-        xs = z @ a if a.shape[0] == 1 else torch.bmm(z, a)  # [N, T, C]
-        xs = xs.clamp_(-_MAX_Z, _MAX_Z).transpose(1, 2).contiguous()
+        # A' z' straight into the channels-first layout the network reads: no transposed copy
+        xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2)).clamp_(-_MAX_Z, _MAX_Z)
         return xs, mask.transpose(1, 2).contiguous()
 
     def _fill(self, z: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor,

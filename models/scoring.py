@@ -80,15 +80,16 @@ def score_with_sensors(
     observed [N, C, T] the sensors' own mask -> score [N], each sensor's reconstruction-based
     contribution [N, C] (0 for a sensor not observed)."""
     out = vae(xs, mask)
-    precision = mask / out["std"].square()  # [N, C, T] per axis element, 1 / std^2
+    precision = out["std"].square_().reciprocal_().mul_(mask)  # [N, C, T]; std is not reused
     residual = xs - out["mean"]
-    energy = (0.5 * residual.square() * precision).sum(dim=(1, 2))
+    weighted = residual * precision  # r / std^2, masked
+    energy = residual.mul_(weighted).sum(dim=(1, 2)).mul_(0.5)
     scale = mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
     # The energy per step is 0.5 r_z' M r_z, r_z the residual on the sensors and M = A D A'
     # (D the precision); sensor i's contribution is 0.5 (M r_z)_i^2 / M_ii (Alcala & Qin).
-    grad = axes @ (residual * precision)  # [N, C, T]: (M r_z)_i, as r = r_z A
-    curvature = axes.square() @ precision  # [N, C, T]: M_ii
-    rbc = (0.5 * grad.square() / curvature.clamp_min(1e-12) * observed).sum(dim=2)
+    grad = torch.matmul(axes, weighted)  # [N, C, T]: (M r_z)_i, as r = r_z A
+    curvature = torch.matmul(axes.square(), precision).clamp_min_(1e-12)  # [N, C, T]: M_ii
+    rbc = grad.square_().div_(curvature).mul_(observed).sum(dim=2).mul_(0.5)
     return energy * scale, rbc
 
 
