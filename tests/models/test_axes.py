@@ -110,3 +110,16 @@ def test_a_bank_without_axes_grows_without_them() -> None:
     bank = RegimeBank.fit(make_windows(50, C, T, 0, seed=1), decorrelate=False)
     grown = bank.with_regime(make_windows(50, C, T, 1, seed=2))
     assert grown.axes is None and grown.regimes == 2
+
+
+def test_a_model_on_the_sensors_axes_still_loads_and_scores_alike() -> None:
+    """What every artifact written before session 16 is: format 2 or 3, no axes."""
+    det = train_student(make_windows(200, C, T, 0, seed=1),
+                        cfg=replace(FAST, decorrelate=False)).detector
+    back = from_bytes(to_bytes(det))
+    assert back.bank.axes is None
+    probe = make_windows(20, C, T, 0, seed=7)
+    probe[3, 2, 0] = np.nan
+    np.testing.assert_array_equal(score(back, probe).score, score(det, probe).score)
+    np.testing.assert_array_equal(score(back, probe).contributions,
+                                  score(det, probe).contributions)
