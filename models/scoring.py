@@ -33,7 +33,7 @@ from models.vae import WindowVAE
 @dataclass(frozen=True)
 class Scores:
     score: np.ndarray  # [N] float64, higher = more anomalous
-    contributions: np.ndarray  # [N, C] shares of the score, rows sum to 1
+    contributions: np.ndarray  # [N, C] each sensor's share (reconstruction-based), rows sum to 1
     regime: np.ndarray  # [N] int, the routed operating regime
     observed: np.ndarray  # [N] fraction of values present
     stuck: np.ndarray  # [N, C] bool: channels holding one reading (models/stuck.py)
