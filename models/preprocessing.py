@@ -148,6 +148,11 @@ def impute_conditional(z: torch.Tensor, observed: torch.Tensor, precision: torch
     return z + torch.linalg.solve(system, rhs)
 
 
+def level_channels(channels: int, shape_only: tuple[int, ...]) -> list[int]:
+    """The channels judged by their level: every one not marked shape-only."""
+    return [c for c in range(channels) if c not in shape_only]
+
+
 @dataclass(frozen=True)
 class RegimeBank:
     """Per-regime channel statistics: stats[r] = (mean[C], std[C]); quiet[r] = each channel's
@@ -177,8 +182,7 @@ class RegimeBank:
     @staticmethod
     def _axes(x: np.ndarray, stats: np.ndarray, shape_only: tuple[int, ...]) -> np.ndarray:
         z = centre(torch.as_tensor(np.asarray(x, np.float32)), shape_only).numpy()
-        level = [c for c in range(x.shape[-1]) if c not in shape_only]
-        return principal_axes((z - stats[0]) / stats[1], level)
+        return principal_axes((z - stats[0]) / stats[1], level_channels(x.shape[-1], shape_only))
 
     @property
     def regimes(self) -> int:
@@ -276,36 +280,35 @@ class RegimeBank:
         if self.axes is None:
             return z.transpose(1, 2).contiguous(), mask.transpose(1, 2).contiguous()
         a = self.axis_maps(regime, z.device)  # [1 or N, C, C]
-        level = [c for c in range(z.shape[-1]) if c not in self.shape_only]
         if not bool(mask.all()):
-            z, mask = self._fill(z, mask, regime, level)
+            z, mask = self._fill(z, mask, a)
         # A' z' straight into the channels-first layout the network reads: no transposed copy
         xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2)).clamp_(-_MAX_Z, _MAX_Z)
         return xs, mask.transpose(1, 2).contiguous()
 
-    def _fill(self, z: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor,
-              level: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fill(self, z: torch.Tensor, mask: torch.Tensor, a: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each step's missing readings imputed (`impute_conditional`), and the share of level
-        channels observed at the step as the mask of every rotated axis."""
+        channels observed at the step as the mask of every rotated axis; a = `axis_maps`."""
         z = z.clone()
         gaps = (mask < 1).any(dim=2)  # [N, T]: steps missing a reading
         n, t = gaps.nonzero(as_tuple=True)
-        a = self.axis_maps(regime, z.device)
         p = a @ a.transpose(1, 2)  # each regime's precision on standardised rows
         precision = p[n] if a.shape[0] > 1 else p.expand(len(n), -1, -1)  # [M, C, C]
         z[n, t] = impute_conditional(z[n, t], mask[n, t] > 0, precision)
+        level = level_channels(z.shape[-1], self.shape_only)
         shared = mask.clone()
         shared[..., level] = mask[..., level].mean(dim=2, keepdim=True)
         return z, shared
 
     def axis_maps(self, regime: torch.Tensor, device: str | torch.device) -> torch.Tensor:
-        """The axes maps [1, C, C] (one regime) or [N, C, C] (each window's regime's)."""
+        """The axes maps [1, C, C] (one regime) or [N, C, C] (each window's regime's); for a
+        bank with axes."""
         a = self._axes_tensor.to(device)
         return a if self.regimes == 1 else a[regime]
 
     @cached_property
     def _axes_tensor(self) -> torch.Tensor:
-        c = self.stats.shape[2]
-        axes = np.broadcast_to(np.eye(c, dtype=np.float32), (self.regimes, c, c)) \
-            if self.axes is None else self.axes
-        return torch.as_tensor(np.ascontiguousarray(axes), dtype=torch.float32)
+        if self.axes is None:
+            raise ValueError("this bank scores on the sensors' own axes: no axes to map")
+        return torch.as_tensor(self.axes, dtype=torch.float32)
