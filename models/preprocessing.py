@@ -30,6 +30,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from models.masks import all_observed, any_missing
 from models.stuck import quiet_floor, stuck_standardised
 
 # A channel whose std is below this fraction of its level is treated as (near) constant; flooring
@@ -254,11 +255,13 @@ class RegimeBank:
         regime [N]).
         """
         xt = centre(torch.as_tensor(x, dtype=torch.float32, device=device), self.shape_only)
-        mask = ~torch.isnan(xt)  # xt: [N, T, C]
         # Gateways mostly send complete windows: then the NaN handling and the mask's product
         # are skipped (they are a fifth of scoring's work outside the network; bench/README.md).
-        complete = bool(mask.all())
-        if not complete:
+        complete = not any_missing(xt)  # xt: [N, T, C]
+        if complete:
+            mask = torch.ones_like(xt)
+        else:
+            mask = (~torch.isnan(xt)).to(torch.float32)
             xt = torch.nan_to_num(xt, nan=0.0)
         regime = self.route(xt, mask)
         st = torch.as_tensor(self.stats, device=xt.device)
@@ -268,9 +271,8 @@ class RegimeBank:
             z = (xt - st[regime, None, 0]) / st[regime, None, 1]  # [N, T, C]
         z = z.clamp_(-_MAX_Z, _MAX_Z)
         if complete:
-            return z, torch.ones_like(z), regime
-        m = mask.to(torch.float32)
-        return z.mul_(m), m, regime  # missing values imputed at the regime mean (0)
+            return z, mask, regime
+        return z.mul_(mask), mask, regime  # missing values imputed at the regime mean (0)
 
     def to_axes(self, z: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,7 +282,7 @@ class RegimeBank:
         if self.axes is None:
             return z.transpose(1, 2).contiguous(), mask.transpose(1, 2).contiguous()
         a = self.axis_maps(regime, z.device)  # [1 or N, C, C]
-        if not bool(mask.all()):
+        if not all_observed(mask):
             z, mask = self._fill(z, mask, a)
         # A' z' straight into the channels-first layout the network reads: no transposed copy
         xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2)).clamp_(-_MAX_Z, _MAX_Z)

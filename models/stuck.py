@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from models.masks import all_observed
+
 # "Ten times quieter than the quietest normal window". Exact flat lines (range 0) are flagged
 # at any factor; this sets how nearly-flat counts too. On TEP's normal test run no channel came
 # below 0.69 of its floor, on SKAB's normal test rows below 0.49 (outside exact flat lines).
@@ -48,7 +50,7 @@ def stuck_standardised(xs: torch.Tensor, mask: torch.Tensor, floor: torch.Tensor
                        ) -> torch.Tensor:
     """xs, mask [N, C, T] (standardised, 1 = observed); floor [N, C] or [1, C], each window's
     regime's quiet floor in the same standardised units -> [N, C] bool: its stuck channels."""
-    if bool(mask.all()):  # gateways mostly send complete windows
+    if all_observed(mask):  # gateways mostly send complete windows
         spread = xs.amax(dim=2) - xs.amin(dim=2)
         judged = torch.ones_like(spread, dtype=torch.bool)
     else:

@@ -7,6 +7,7 @@ The decoder outputs a Gaussian per element with a learned std floored at `min_st
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -14,6 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.config import VAEConfig
+from models.masks import all_observed
+
+_SPLIT_FROM = 32  # batch size from which `_first_conv` convolves the values alone
 
 
 def _groups(ch: int) -> int:
@@ -64,9 +68,29 @@ class WindowVAE(nn.Module):
         self, xs: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """xs, mask: [B, C, T] -> mu, logvar [B, D], regime logits [B, K]."""
-        out = self.enc_head(self.enc(torch.cat([xs, mask], dim=1)))  # [B, 2D + K]
+        h = self._first_conv(xs, mask)
+        for layer in itertools.islice(self.enc, 1, None):
+            h = layer(h)
+        out = self.enc_head(h)  # [B, 2D + K]
         d = self.cfg.latent_dim
         return out[:, :d], out[:, d : 2 * d].clamp(-12.0, 8.0), out[:, 2 * d :]
+
+    def _first_conv(self, xs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The first convolution over [values; mask] [B, 2C, T] -> [B, h, T / 2].
+
+        Convolution is linear, so when every value is observed the mask's half is one map for
+        the whole batch: the convolution of a single all-ones mask, padded edges included.
+        Scoring then convolves only the values, half of the layer that takes a fifth of the
+        network's time at C=52 (bench/README.md, session 17). Training keeps the plain form,
+        and so do small batches, where two calls cost more than the halved work saves (C=52:
+        batch 8 197 vs 151 us, batch 64 318 vs 428 us, batch 256 0.75 vs 3.9 ms)."""
+        conv = self.enc[0]
+        assert isinstance(conv, nn.Conv1d)
+        if len(xs) < _SPLIT_FROM or torch.is_grad_enabled() or not all_observed(mask):
+            return conv(torch.cat([xs, mask], dim=1))
+        c, w = xs.shape[1], conv.weight  # w: [h, 2C, k]
+        ones = F.conv1d(mask[:1], w[:, c:], conv.bias, conv.stride, conv.padding)  # [1, h, T/2]
+        return F.conv1d(xs, w[:, :c], None, conv.stride, conv.padding).add_(ones)
 
     def decode(self, zc: torch.Tensor, zd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """zc [B, D], zd [B, K] -> mean, std [B, C, T]."""
