@@ -61,12 +61,13 @@ def _check_buffer_holds_a_training(min_windows: int, buffer_limit: int) -> None:
 
 
 def _check_shape_change(session: Session, line: Line, cfg: LineConfig) -> None:
-    if line.shape_only_channels != cfg.shape_only_channels and registry.list_versions(
-            session, line.id):
-        raise ApiError(409, "line_shape_locked",
-                       "shape_only_channels cannot change once the line has a model: its "
-                       "models and their replay are scaled that way; create a new line",
-                       {"shape_only_channels": line.shape_only_channels})
+    for field in ("shape_only_channels", "principal_axes"):
+        if getattr(line, field) != getattr(cfg, field) and registry.list_versions(
+                session, line.id):
+            raise ApiError(409, "line_shape_locked",
+                           f"{field} cannot change once the line has a model: its models and "
+                           "their replay are scaled that way; create a new line",
+                           {field: getattr(line, field)})
     if line.channels == cfg.channels and line.window == cfg.window:
         return
     if registry.list_versions(session, line.id):
@@ -94,7 +95,7 @@ def describe(session: Session, line: Line) -> dict[str, Any]:
         "retrain_interval_s": line.retrain_interval_s, "min_windows": line.min_windows,
         "promotion": line.promotion, "target_false_alarm_rate": line.target_false_alarm_rate,
         "buffer_limit": line.buffer_limit, "learn_flagged_until": line.learn_flagged_until,
-        "shape_only_channels": line.shape_only_channels,
+        "shape_only_channels": line.shape_only_channels, "principal_axes": line.principal_axes,
         "state": "ready" if active else "warming_up", "active_model": active,
         "buffer": {"windows": buffer.count(session, line.id),
                    "oldest_at": buffer.oldest(session, line.id), "dropped": line.buffer_dropped},

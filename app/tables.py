@@ -42,6 +42,8 @@ class Line(Base):
     learn_flagged_until: Mapped[datetime | None]
     # Channel names judged by their shape within a window, not their level (models/preprocessing).
     shape_only_channels: Mapped[list[Any]] = mapped_column(default=list)
+    # Models judge the line on its sensors' principal axes (models/preprocessing.py).
+    principal_axes: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -52,7 +52,7 @@ def resolve_device(name: str) -> str:
 def train_version(
     fresh: np.ndarray, teacher_artifact: bytes | None, *, new_regime: bool, target_far: float,
     max_epochs: int, seed: int, threads: int | None, device: str = "cpu",
-    shape_only: tuple[int, ...] = (), calibration_folds: int,
+    shape_only: tuple[int, ...] = (), principal_axes: bool = True, calibration_folds: int,
 ) -> TrainOutcome:
     """Pure model work, picklable, so it can run in a spawned process. The artifact is always
     saved from CPU tensors, so any replica can load it whatever device trained it."""
@@ -61,7 +61,7 @@ def train_version(
     t0 = time.perf_counter()
     teacher = models.from_bytes(teacher_artifact) if teacher_artifact else None
     cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device,
-                             calibration_folds=calibration_folds)
+                             calibration_folds=calibration_folds, decorrelate=principal_axes)
     res = models.train_student(fresh, teacher, cfg, new_regime=new_regime, shape_only=shape_only)
     det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher,
                                     out_of_fold=res.out_of_fold)
@@ -95,11 +95,12 @@ class JobRunner:
             line = s.get_one(Line, job.line_id)
             line_id, new_regime = line.id, job.new_regime
             shape_only = tuple(line.channels.index(c) for c in line.shape_only_channels)
+            axes = line.principal_axes
             teacher = self._active_artifact(s, line)
             ids, fresh = buffer.snapshot(s, line)
             far = line.target_false_alarm_rate
         try:
-            outcome = self._compute(job_id, fresh, teacher, new_regime, far, shape_only)
+            outcome = self._compute(job_id, fresh, teacher, new_regime, far, shape_only, axes)
             result = self._register(job_id, line_id, outcome, ids)
         except jobs.LeaseLost:
             log.warning("job %s: lease lost, result discarded", job_id)
@@ -117,13 +118,14 @@ class JobRunner:
         return registry.get_version(s, line.id, line.active_version).artifact
 
     def _compute(self, job_id: str, fresh: np.ndarray, teacher: bytes | None,
-                 new_regime: bool, far: float, shape_only: tuple[int, ...]) -> TrainOutcome:
+                 new_regime: bool, far: float, shape_only: tuple[int, ...],
+                 principal_axes: bool) -> TrainOutcome:
         threads = self.settings.train_threads if self.settings.train_executor == "process" else None
         fut = self.compute.submit(
             train_version, fresh, teacher, new_regime=new_regime, target_far=far,
             max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
             threads=threads, device=self.device, shape_only=shape_only,
-            calibration_folds=self.settings.calibration_folds)
+            principal_axes=principal_axes, calibration_folds=self.settings.calibration_folds)
         while True:
             try:
                 return fut.result(timeout=self.settings.job_lease_s / 3)

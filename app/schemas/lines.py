@@ -26,6 +26,11 @@ class LineConfig(BaseModel):
         default_factory=list, description="channels judged by their shape within a window, "
         "not their level: for sensors whose level drifts in normal running (temperatures during "
         "a warm-up). A slow excursion of such a channel goes unseen. Fixed by the first model")
+    principal_axes: bool = Field(
+        True, description="judge the line on the principal axes of its sensors' normal "
+        "readings, so that correlated sensors moving apart is flagged even when each stays in "
+        "its range; false judges each sensor on its own, for a line whose sensors' "
+        "correlations change in normal running. Fixed by the first model")
 
     @field_validator("channels")
     @classmethod

@@ -1,0 +1,54 @@
+"""The per-line principal-axes setting through the HTTP API: on by default, off trains models on
+the sensors' own axes, and it is fixed by the line's first model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import models
+from app import registry
+from models.synthetic import make_windows
+from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
+
+
+def put(api: Api, line: str, **kw: object) -> Any:
+    return api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
+                                                     "min_windows": 300, **kw})
+
+
+def active_detector(api: Api, line: str) -> models.Detector:
+    version = api.call("GET", f"/v1/lines/{line}").json()["active_model"]["version"]
+    with api.svc.sessions() as s:
+        return models.from_bytes(registry.get_version(s, line, version).artifact)
+
+
+def test_principal_axes_is_a_line_setting_fixed_by_the_first_model(api: Api) -> None:
+    assert put(api, "press-1").json()["principal_axes"] is True  # the default
+    r = put(api, "press-2", principal_axes=False)
+    assert r.status_code == 201 and r.json()["principal_axes"] is False
+    assert put(api, "press-2", principal_axes="sometimes").status_code == 422
+
+    train = make_windows(320, len(CHANNELS), WINDOW, 0, seed=1)
+    for line in ("press-1", "press-2"):
+        r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(train)})
+        assert r.status_code == 200
+    for _ in range(2):  # a tick may start one line's first model at a time
+        api.tick()
+    on, off = active_detector(api, "press-1"), active_detector(api, "press-2")
+    assert on.bank.axes is not None and not np.allclose(on.bank.axes[0], np.eye(len(CHANNELS)))
+    assert off.bank.axes is None
+
+    probe = make_windows(30, len(CHANNELS), WINDOW, 0, seed=8)
+    r = api.call("POST", "/v1/lines/press-2/windows",
+                 json={"windows": windows_json(probe), "learn": False})
+    results = r.json()["results"]
+    assert r.status_code == 200 and all(res["status"] == "scored" for res in results)
+    assert np.mean([res["anomaly"] for res in results]) < 0.2
+    assert all(abs(sum(res["contributions"].values()) - 1) < 1e-5 for res in results)  # 6 places
+
+    r = put(api, "press-2", principal_axes=True)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "line_shape_locked"
+    assert "principal_axes" in r.json()["error"]["message"]
+    assert r.json()["error"]["details"] == {"principal_axes": False}
