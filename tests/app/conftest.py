@@ -51,6 +51,18 @@ def api(db_url: str) -> Iterator[Api]:
         yield Api(client, {"Authorization": f"Bearer {OPERATOR_KEY}"})
 
 
+def train_first_models(api: Api, lines: list[str], windows: np.ndarray) -> None:
+    """Buffer the same normal windows on each line and run the scheduler until every line has
+    its first model (a tick may start one line's first model at a time)."""
+    for line in lines:
+        r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(windows)})
+        assert r.status_code == 200, r.text
+    for _ in lines:
+        api.tick()
+    for line in lines:
+        assert api.call("GET", f"/v1/lines/{line}").json()["state"] == "ready", line
+
+
 def windows_json(x: np.ndarray, start_s: int = 0) -> list[dict[str, Any]]:
     out = []
     for i, w in enumerate(x):

@@ -10,7 +10,7 @@ import numpy as np
 import models
 from app import registry
 from models.synthetic import make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
+from tests.app.conftest import CHANNELS, WINDOW, Api, train_first_models, windows_json
 
 
 def put(api: Api, line: str, **kw: object) -> Any:
@@ -30,12 +30,8 @@ def test_principal_axes_is_a_line_setting_fixed_by_the_first_model(api: Api) -> 
     assert r.status_code == 201 and r.json()["principal_axes"] is False
     assert put(api, "press-2", principal_axes="sometimes").status_code == 422
 
-    train = make_windows(320, len(CHANNELS), WINDOW, 0, seed=1)
-    for line in ("press-1", "press-2"):
-        r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(train)})
-        assert r.status_code == 200
-    for _ in range(2):  # a tick may start one line's first model at a time
-        api.tick()
+    train_first_models(api, ["press-1", "press-2"], make_windows(320, len(CHANNELS), WINDOW, 0,
+                                                                 seed=1))
     on, off = active_detector(api, "press-1"), active_detector(api, "press-2")
     assert on.bank.axes is not None and not np.allclose(on.bank.axes[0], np.eye(len(CHANNELS)))
     assert off.bank.axes is None

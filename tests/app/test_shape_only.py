@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.synthetic import inject_fault, make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
+from tests.app.conftest import CHANNELS, WINDOW, Api, train_first_models, windows_json
 
 TEMP = CHANNELS.index("temp")
 
@@ -35,13 +35,7 @@ def test_a_drifting_shape_only_channel_raises_no_alarm_and_stays_fixed(api: Api)
     assert r.status_code == 201 and r.json()["shape_only_channels"] == ["temp"]
     assert put(api, "kiln-2").json()["shape_only_channels"] == []  # the default: none
     train = make_windows(320, len(CHANNELS), WINDOW, 0, seed=1)
-    for line in ("kiln-1", "kiln-2"):
-        r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(train)})
-        assert r.status_code == 200
-    for _ in range(2):  # a tick may start one line's first model at a time
-        api.tick()
-    for line in ("kiln-1", "kiln-2"):
-        assert api.call("GET", f"/v1/lines/{line}").json()["state"] == "ready", line
+    train_first_models(api, ["kiln-1", "kiln-2"], train)
 
     probe = make_windows(40, len(CHANNELS), WINDOW, 0, seed=8)
     warmer = probe.copy()
