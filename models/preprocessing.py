@@ -282,11 +282,12 @@ class RegimeBank:
         if self.axes is None:
             return z.transpose(1, 2).contiguous(), mask.transpose(1, 2).contiguous()
         a = self.axis_maps(regime, z.device)  # [1 or N, C, C]
-        if not all_observed(mask):
+        complete = all_observed(mask)
+        if not complete:
             z, mask = self._fill(z, mask, a)
         # A' z' straight into the channels-first layout the network reads: no transposed copy
         xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2)).clamp_(-_MAX_Z, _MAX_Z)
-        return xs, mask.transpose(1, 2).contiguous()
+        return xs, torch.ones_like(xs) if complete else mask.transpose(1, 2).contiguous()
 
     def _fill(self, z: torch.Tensor, mask: torch.Tensor, a: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
