@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Executor, TimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -93,14 +94,16 @@ class JobRunner:
         with self.sessions() as s:
             job = s.get_one(TrainingJob, job_id)
             line = s.get_one(Line, job.line_id)
-            line_id, new_regime = line.id, job.new_regime
-            shape_only = tuple(line.channels.index(c) for c in line.shape_only_channels)
-            axes = line.principal_axes
-            teacher = self._active_artifact(s, line)
+            line_id = line.id
             ids, fresh = buffer.snapshot(s, line)
-            far = line.target_false_alarm_rate
+            # What the line decides; _compute adds what the service's settings decide.
+            work = partial(
+                train_version, fresh, self._active_artifact(s, line),
+                new_regime=job.new_regime, target_far=line.target_false_alarm_rate,
+                shape_only=tuple(line.channels.index(c) for c in line.shape_only_channels),
+                principal_axes=line.principal_axes)
         try:
-            outcome = self._compute(job_id, fresh, teacher, new_regime, far, shape_only, axes)
+            outcome = self._compute(job_id, work)
             result = self._register(job_id, line_id, outcome, ids)
         except jobs.LeaseLost:
             log.warning("job %s: lease lost, result discarded", job_id)
@@ -117,15 +120,11 @@ class JobRunner:
             return None
         return registry.get_version(s, line.id, line.active_version).artifact
 
-    def _compute(self, job_id: str, fresh: np.ndarray, teacher: bytes | None,
-                 new_regime: bool, far: float, shape_only: tuple[int, ...],
-                 principal_axes: bool) -> TrainOutcome:
+    def _compute(self, job_id: str, work: partial[TrainOutcome]) -> TrainOutcome:
         threads = self.settings.train_threads if self.settings.train_executor == "process" else None
         fut = self.compute.submit(
-            train_version, fresh, teacher, new_regime=new_regime, target_far=far,
-            max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
-            threads=threads, device=self.device, shape_only=shape_only,
-            principal_axes=principal_axes, calibration_folds=self.settings.calibration_folds)
+            work, max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
+            threads=threads, device=self.device, calibration_folds=self.settings.calibration_folds)
         while True:
             try:
                 return fut.result(timeout=self.settings.job_lease_s / 3)
