@@ -3,6 +3,7 @@
 import json
 import multiprocessing
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -12,6 +13,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from app import migrate
 from app.db import Base, utcnow
+from models import TrainConfig, to_bytes, train_student
+from models.synthetic import make_windows
 from tests.conftest import pg_schema
 
 
@@ -49,6 +52,36 @@ def test_learn_flagged_until_migrates_without_losing_a_row(db_url: str) -> None:
     with engine.connect() as conn:  # 0003: a line from before gets no shape-only channel
         marked = conn.scalar(text("SELECT shape_only_channels FROM lines"))
     assert (json.loads(marked) if isinstance(marked, str) else marked) == []
+    engine.dispose()
+
+
+def test_lines_whose_first_model_has_no_axes_migrate_to_principal_axes_false(db_url: str
+                                                                             ) -> None:
+    """0004 reads each line's first artifact: a line trained on the sensors' own axes (before
+    session 16) keeps them through every retrain, so its setting must say false."""
+    x = make_windows(100, 3, 8, 0, seed=1)
+    cfg = TrainConfig(max_epochs=1, calibration_folds=0)
+    own = to_bytes(train_student(x, cfg=replace(cfg, decorrelate=False)).detector)
+    axes = to_bytes(train_student(x, cfg=cfg).detector)
+    migrate.downgrade(db_url, "0003")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        for line in ("old", "new", "bare"):
+            conn.execute(text(
+                "INSERT INTO lines (id, channels, \"window\", retrain_interval_s, min_windows, "
+                "promotion, target_false_alarm_rate, buffer_limit, buffer_seen, buffer_dropped, "
+                "created_at, updated_at) VALUES (:id, '[\"a\", \"b\", \"c\"]', 8, 60, 20, "
+                "'auto', 0.01, 100, 0, 0, :t, :t)"), {"id": line, "t": utcnow()})
+        for line, version, artifact in (("old", 1, own), ("old", 2, own), ("new", 1, axes)):
+            conn.execute(text(
+                "INSERT INTO model_versions (line_id, version, status, regimes, threshold, "
+                "metrics, reasons, artifact, trained_window_ids, created_at) VALUES (:line, "
+                ":v, 'active', 1, 1.0, '{}', '[]', :a, :ids, :t)"),
+                {"line": line, "v": version, "a": artifact, "ids": b"", "t": utcnow()})
+    migrate.upgrade(db_url)
+    with engine.connect() as conn:
+        got = dict(conn.execute(text("SELECT id, principal_axes FROM lines")).all())
+    assert {k: bool(v) for k, v in got.items()} == {"old": False, "new": True, "bare": True}
     engine.dispose()
 
 
