@@ -169,21 +169,14 @@ class RegimeBank:
     @classmethod
     def fit(cls, x: np.ndarray, shape_only: tuple[int, ...] = (), decorrelate: bool = True
             ) -> RegimeBank:
-        stats = cls._stats(x, tuple(shape_only))
-        axes = cls._axes(x, stats, tuple(shape_only))[None] if decorrelate else None
-        return cls(stats[None], quiet_floor(x)[None], tuple(shape_only), axes)
-
-    @staticmethod
-    def _stats(x: np.ndarray, shape_only: tuple[int, ...]) -> np.ndarray:
-        if not shape_only:
-            return regime_stats(x)
+        """One regime's bank: statistics (and principal axes) of the windows with their
+        shape-only channels centred, quiet floors of the raw windows."""
+        shape_only = tuple(shape_only)
         centred = centre(torch.as_tensor(np.asarray(x, np.float32)), shape_only).numpy()
-        return regime_stats(centred, level=regime_stats(x)[0])
-
-    @staticmethod
-    def _axes(x: np.ndarray, stats: np.ndarray, shape_only: tuple[int, ...]) -> np.ndarray:
-        z = centre(torch.as_tensor(np.asarray(x, np.float32)), shape_only).numpy()
-        return principal_axes((z - stats[0]) / stats[1], level_channels(x.shape[-1], shape_only))
+        stats = regime_stats(centred, level=regime_stats(x)[0] if shape_only else None)
+        axes = principal_axes((centred - stats[0]) / stats[1], level_channels(
+            x.shape[-1], shape_only))[None] if decorrelate else None
+        return cls(stats[None], quiet_floor(x)[None], shape_only, axes)
 
     @property
     def regimes(self) -> int:
@@ -191,12 +184,11 @@ class RegimeBank:
 
     def with_regime(self, x: np.ndarray) -> RegimeBank:
         """A bank with one more regime fitted on x (a declared new operating regime)."""
-        stats = self._stats(x, self.shape_only)
-        axes = None if self.axes is None else np.concatenate(
-            [self.axes, self._axes(x, stats, self.shape_only)[None]])
-        return RegimeBank(np.concatenate([self.stats, stats[None]]),
-                          np.concatenate([self.quiet, quiet_floor(x)[None]]), self.shape_only,
-                          axes)
+        new = RegimeBank.fit(x, self.shape_only, decorrelate=self.axes is not None)
+        axes = None if self.axes is None or new.axes is None else np.concatenate(
+            [self.axes, new.axes])
+        return RegimeBank(np.concatenate([self.stats, new.stats]),
+                          np.concatenate([self.quiet, new.quiet]), self.shape_only, axes)
 
     def with_quiet(self, x: np.ndarray) -> RegimeBank:
         """This bank with each regime's quiet floors lowered to what its windows among x show:
@@ -270,9 +262,9 @@ class RegimeBank:
         else:
             z = (xt - st[regime, None, 0]) / st[regime, None, 1]  # [N, T, C]
         z = z.clamp_(-_MAX_Z, _MAX_Z)
-        if complete:
-            return z, mask, regime
-        return z.mul_(mask), mask, regime  # missing values imputed at the regime mean (0)
+        if not complete:
+            z = z.mul_(mask)  # missing values imputed at the regime mean (0)
+        return z, mask, regime
 
     def to_axes(self, z: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:

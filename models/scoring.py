@@ -44,6 +44,12 @@ class Scores:
         return (self.score > threshold) | self.stuck.any(axis=1)
 
 
+def _gap_rescale(mask: torch.Tensor) -> torch.Tensor:
+    """mask [N, C, T] -> [N]: C x T over the observed weight, so that a window with gaps scores
+    on the scale of a full one."""
+    return mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
+
+
 def _residual_energy(
     vae: WindowVAE, xs: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -51,8 +57,7 @@ def _residual_energy(
     missing-value rescale [N] that keeps windows with gaps comparable to full ones."""
     out = vae(xs, mask)
     energy = (xs - out["mean"]).div_(out["std"]).square_().mul_(0.5)  # in place: no temporaries
-    scale = mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
-    return energy.mul_(mask), out["std"], scale
+    return energy.mul_(mask), out["std"], _gap_rescale(mask)
 
 
 def _excess(vae: WindowVAE, energy: torch.Tensor, std: torch.Tensor, mask: torch.Tensor,
@@ -84,13 +89,12 @@ def score_with_sensors(
     residual = xs - out["mean"]
     weighted = residual * precision  # r / std^2, masked
     energy = residual.mul_(weighted).sum(dim=(1, 2)).mul_(0.5)
-    scale = mask[0].numel() / mask.sum(dim=(1, 2)).clamp_min(1.0)
     # The energy per step is 0.5 r_z' M r_z, r_z the residual on the sensors and M = A D A'
     # (D the precision); sensor i's contribution is 0.5 (M r_z)_i^2 / M_ii (Alcala & Qin).
     grad = torch.matmul(axes, weighted)  # [N, C, T]: (M r_z)_i, as r = r_z A
     curvature = torch.matmul(axes.square(), precision).clamp_min_(1e-12)  # [N, C, T]: M_ii
     rbc = grad.square_().div_(curvature).mul_(observed).sum(dim=2).mul_(0.5)
-    return energy * scale, rbc
+    return energy * _gap_rescale(mask), rbc
 
 
 @torch.inference_mode()
