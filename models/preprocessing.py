@@ -51,6 +51,10 @@ _GROSS_WIDTHS = 100.0
 # float32 rounding into signal; the smallest real axes there lie at 4e-4 and above.
 _REL_AXIS_FLOOR = 1e-4
 _MIN_AXIS_VARIANCE = 1e-6  # in standardised units, where a varying channel has ~1
+# Imputation: a gap pattern shared by this many rows is solved once for them all, and the
+# padded k x k systems of the other rows are solved in chunks of at most this many floats.
+_SHARED_GAPS = 16
+_SOLVE_ELEMENTS = 1 << 22  # 16 MB of float32
 
 
 def check_windows(x: np.ndarray, channels: int, window: int) -> np.ndarray:
@@ -136,17 +140,77 @@ def principal_axes(z: np.ndarray, level: list[int]) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def impute_conditional(z: torch.Tensor, observed: torch.Tensor, precision: torch.Tensor
-                       ) -> torch.Tensor:
+def impute_conditional(z: torch.Tensor, observed: torch.Tensor, precision: torch.Tensor,
+                       regime: torch.Tensor) -> torch.Tensor:
     """Rows z [M, C] with their missing values (observed False, z 0 there) set to their mean
-    given the row's observed values under N(0, P^-1), P = precision [M, C, C]: on the principal
-    axes a missing reading imputed at its mean alone would be read as its sensors' correlation
-    broken. Solves P_mm z_m = -P_mo z_o per row (identity rows keep the observed z_o)."""
-    miss = ~observed
-    system = precision * (miss[:, :, None] & miss[:, None, :]) + torch.diag_embed(
-        observed.to(z.dtype))
-    rhs = -(precision @ z.unsqueeze(2)).squeeze(2) * miss  # [M, C]
-    return z + torch.linalg.solve(system, rhs)
+    given the row's observed values under N(0, P^-1), P = precision[regime] ([R, C, C], regime
+    [M]): on the principal axes a missing reading imputed at its mean alone would be read as its
+    sensors' correlation broken. Solves P_mm z_m = -P_mo z_o = -(P z)_m per row.
+
+    The systems are only as large as a row's gaps (k x k, not C x C: a dense C x C system per
+    row took 12.5 GB to train a C=128 line with one dead sensor), and a gap pattern many rows
+    share (a dead sensor, a rack offline) is solved once for all of them."""
+    missing = ~observed
+    pz = _times_precision(z, precision, regime)  # [M, C]
+    key = torch.cat([regime[:, None], missing.long()], dim=1)
+    patterns, which, counts = torch.unique(key, dim=0, return_inverse=True, return_counts=True)
+    out = z.clone()
+    shared = counts >= _SHARED_GAPS
+    for u in shared.nonzero().flatten().tolist():
+        rows = (which == u).nonzero().flatten()
+        m = patterns[u, 1:].nonzero().flatten()
+        if len(m):
+            p = precision[patterns[u, 0]]
+            out[rows[:, None], m] = -_spd_solve(p[m][:, m], pz[rows][:, m].T).T
+    rare = (~shared[which] & missing.any(dim=1)).nonzero().flatten()
+    _impute_rows(out, pz, missing, precision, regime, rare)
+    return out
+
+
+def _spd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a x = b for symmetric positive definite a ([..., k, k]; a precision's principal
+    submatrix is one) by Cholesky: half an LU's work, and torch 2.13's CPU build hangs in a
+    batched LU (linalg.solve, lu_factor, inv) of k >= ~160 with more than one thread."""
+    return torch.cholesky_solve(b, torch.linalg.cholesky(a))
+
+
+def _times_precision(z: torch.Tensor, precision: torch.Tensor, regime: torch.Tensor
+                     ) -> torch.Tensor:
+    """Rows z [M, C] -> P z [M, C] with each row's regime's precision, one matmul per regime."""
+    if len(precision) == 1:
+        return z @ precision[0]  # P is symmetric
+    pz = torch.empty_like(z)
+    for r in regime.unique().tolist():
+        rows = regime == r
+        pz[rows] = z[rows] @ precision[r]
+    return pz
+
+
+def _impute_rows(out: torch.Tensor, pz: torch.Tensor, missing: torch.Tensor,
+                 precision: torch.Tensor, regime: torch.Tensor, rows: torch.Tensor) -> None:
+    """The rows whose gap pattern few others share, each its own k x k system padded with
+    identity to the largest k of its chunk. Rows go in order of k, so chunks pad little, and
+    a chunk's systems stay under _SOLVE_ELEMENTS floats."""
+    gaps = missing[rows].sum(dim=1)
+    order = gaps.argsort()
+    rows, gaps = rows[order], gaps[order]
+    start = 0
+    while start < len(rows):
+        guess = min(len(rows), start + max(1, _SOLVE_ELEMENTS // int(gaps[start]) ** 2))
+        k = int(gaps[guess - 1])
+        stop = min(guess, start + max(1, _SOLVE_ELEMENTS // k**2))
+        r = rows[start:stop]
+        # each row's missing channels first, in channel order: idx [n, k], pad [n, k]
+        idx = missing[r].to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :k]
+        pad = torch.arange(k, device=r.device) >= gaps[start:stop, None]
+        system = precision[regime[r, None, None], idx[:, :, None], idx[:, None, :]]
+        system = system.masked_fill(pad[:, :, None] | pad[:, None, :], 0.0) + torch.diag_embed(
+            pad.to(system.dtype))
+        rhs = -pz[r[:, None], idx]  # pad entries solve to themselves and are dropped
+        solved = _spd_solve(system, rhs.unsqueeze(2)).squeeze(2)  # [n, k]
+        keep = ~pad
+        out[r[:, None].expand_as(idx)[keep], idx[keep]] = solved[keep]
+        start = stop
 
 
 def level_channels(channels: int, shape_only: tuple[int, ...]) -> list[int]:
@@ -276,21 +340,21 @@ class RegimeBank:
         a = self.axis_maps(regime, z.device)  # [1 or N, C, C]
         complete = all_observed(mask)
         if not complete:
-            z, mask = self._fill(z, mask, a)
+            z, mask = self._fill(z, mask, regime)
         # A' z' straight into the channels-first layout the network reads: no transposed copy
         xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2)).clamp_(-_MAX_Z, _MAX_Z)
         return xs, torch.ones_like(xs) if complete else mask.transpose(1, 2).contiguous()
 
-    def _fill(self, z: torch.Tensor, mask: torch.Tensor, a: torch.Tensor
+    def _fill(self, z: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each step's missing readings imputed (`impute_conditional`), and the share of level
-        channels observed at the step as the mask of every rotated axis; a = `axis_maps`."""
+        channels observed at the step as the mask of every rotated axis."""
         z = z.clone()
         gaps = (mask < 1).any(dim=2)  # [N, T]: steps missing a reading
         n, t = gaps.nonzero(as_tuple=True)
-        p = a @ a.transpose(1, 2)  # each regime's precision on standardised rows
-        precision = p[n] if a.shape[0] > 1 else p.expand(len(n), -1, -1)  # [M, C, C]
-        z[n, t] = impute_conditional(z[n, t], mask[n, t] > 0, precision)
+        precision = self._precision_tensor.to(z.device)
+        row_regime = regime[n] if self.regimes > 1 else torch.zeros_like(n)
+        z[n, t] = impute_conditional(z[n, t], mask[n, t] > 0, precision, row_regime)
         level = level_channels(z.shape[-1], self.shape_only)
         shared = mask.clone()
         shared[..., level] = mask[..., level].mean(dim=2, keepdim=True)
@@ -301,6 +365,12 @@ class RegimeBank:
         bank with axes."""
         a = self._axes_tensor.to(device)
         return a if self.regimes == 1 else a[regime]
+
+    @cached_property
+    def _precision_tensor(self) -> torch.Tensor:
+        """Each regime's precision on standardised rows, A A' [R, C, C]; once per bank (C^3)."""
+        a = self._axes_tensor
+        return a @ a.transpose(1, 2)
 
     @cached_property
     def _axes_tensor(self) -> torch.Tensor:

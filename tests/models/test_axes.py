@@ -2,6 +2,7 @@
 from them (models/scoring.py)."""
 
 from dataclasses import replace
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -45,8 +46,66 @@ def test_a_missing_reading_is_imputed_at_its_mean_given_the_others() -> None:
     precision = torch.linalg.inv(torch.tensor([[1.0, rho], [rho, 1.0]]))
     z = torch.tensor([[1.5, 0.0], [0.0, 0.0], [0.0, -2.0]])
     observed = torch.tensor([[True, False], [False, False], [False, True]])
-    out = impute_conditional(z, observed, precision.expand(3, 2, 2))
+    out = impute_conditional(z, observed, precision[None], torch.zeros(3, dtype=torch.long))
     np.testing.assert_allclose(out.numpy(), [[1.5, 1.2], [0.0, 0.0], [-1.6, -2.0]], atol=1e-6)
+
+
+def _dense_imputation(z: torch.Tensor, observed: torch.Tensor, precision: torch.Tensor
+                      ) -> torch.Tensor:
+    """The definition, one C x C system per row [M, C, C]: P_mm z_m = -P_mo z_o (numpy's
+    solver, not the one under test)."""
+    miss = (~observed).numpy()
+    p = precision.numpy()
+    system = p * (miss[:, :, None] & miss[:, None, :]) + np.eye(p.shape[-1]) * ~miss[:, None, :]
+    rhs = -(p @ z.numpy()[:, :, None])[:, :, 0] * miss
+    return z + torch.as_tensor(np.linalg.solve(system, rhs[:, :, None])[:, :, 0])
+
+
+def test_imputation_solves_only_the_gaps_and_shared_patterns_once_yet_equals_the_definition(
+) -> None:
+    """Two regimes; a dead sensor shared by 40 rows (solved once), a rack of five sensors
+    offline in 20, scattered gaps of 1-9 readings, steps with every reading missing, and rows
+    with none; chunks forced small so that several pad to different sizes."""
+    rng = np.random.default_rng(0)
+    c = 12
+    precision = torch.stack([torch.as_tensor(np.cov(rng.normal(size=(c, 3 * c))) + 0.1 * np.eye(c),
+                                             dtype=torch.float64) for _ in range(2)])
+    observed = np.ones((120, c), dtype=bool)
+    observed[:40, 3] = False
+    observed[40:60, 5:10] = False
+    for i in range(60, 110):
+        observed[i, rng.choice(c, size=rng.integers(1, 10), replace=False)] = False
+    observed[110:113] = False
+    regime = torch.as_tensor(rng.integers(0, 2, size=120))
+    regime[:40] = 1
+    observed_t = torch.as_tensor(observed)
+    z = torch.as_tensor(rng.normal(size=(120, c))).masked_fill(~observed_t, 0.0)
+    want = _dense_imputation(z, observed_t, precision[regime])
+    with patch("models.preprocessing._SOLVE_ELEMENTS", 64):
+        got = impute_conditional(z, observed_t, precision, regime)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(got[observed_t].numpy(), z[observed_t].numpy())
+    assert (got[110:113] == 0).all()  # nothing observed: the mean
+
+
+def test_a_wide_line_with_a_dead_sensor_standardises_and_matches_the_definition() -> None:
+    """C=256 with one channel dead in every step: 32 windows x 16 steps = 512 rows, whose dense
+    systems would take 512 x 256 x 256 floats (134 MB, twice, and 3 GFLOP); one 1 x 1 system
+    here."""
+    c, t = 256, 16
+    x = make_windows(400, c, t, 0, seed=1)
+    bank = RegimeBank.fit(x)
+    y = make_windows(32, c, t, 0, seed=2)
+    y[:, :, 7] = np.nan
+    z, seen, regime = bank.standardise_sensors(y)
+    xs, _ = bank.to_axes(z, seen, regime)
+    rows = z[:2].reshape(-1, c).double()  # the definition on two windows' steps
+    p = bank._precision_tensor.double()
+    want = _dense_imputation(rows, seen[:2].reshape(-1, c) > 0, p.expand(len(rows), c, c))
+    a = torch.as_tensor(bank.axes[0], dtype=torch.float64)
+    np.testing.assert_allclose(xs[:2].transpose(1, 2).reshape(-1, c).double().numpy(),
+                               (want @ a).numpy(), atol=2e-3)
+    assert not torch.equal(want[:, 7], rows[:, 7])  # the dead sensor was imputed, not left at 0
 
 
 def test_on_the_sensors_axes_the_contributions_are_each_sensors_energy() -> None:
