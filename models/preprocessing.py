@@ -180,19 +180,33 @@ def impute_conditional(z: torch.Tensor, observed: torch.Tensor, precision: torch
     share (a dead sensor, a rack offline) is solved once for all of them."""
     missing = ~observed
     pz = _times_precision(z, precision, regime)  # [M, C]
-    key = torch.cat([regime[:, None], missing.long()], dim=1)
-    patterns, which, counts = torch.unique(key, dim=0, return_inverse=True, return_counts=True)
+    ids = _pattern_ids(missing, regime)
+    counts = torch.bincount(ids)
+    by_id, ends = ids.argsort(stable=True), counts.cumsum(0).tolist()
     out = z.clone()
     shared = counts >= _SHARED_GAPS
     for u in shared.nonzero().flatten().tolist():
-        rows = (which == u).nonzero().flatten()
-        m = patterns[u, 1:].nonzero().flatten()
+        rows = by_id[ends[u] - int(counts[u]) : ends[u]]
+        m = missing[rows[0]].nonzero().flatten()
         if len(m):
-            p = precision[patterns[u, 0]]
+            p = precision[regime[rows[0]]]
             out[rows[:, None], m] = -_spd_solve(p[m][:, m], pz[rows][:, m].T).T
-    rare = (~shared[which] & missing.any(dim=1)).nonzero().flatten()
+    rare = (~shared[ids] & missing.any(dim=1)).nonzero().flatten()
     _impute_rows(out, pz, missing, precision, regime, rare)
     return out
+
+
+def _pattern_ids(missing: torch.Tensor, regime: torch.Tensor) -> torch.Tensor:
+    """[M] ids, equal exactly for rows that share their regime and gap pattern ([M, C]).
+    torch.unique(dim=0) compares rows one at a time (57 ms for 16k rows of 8 channels); here
+    each 62 channels are one integer, ranked and folded into the ids word by word."""
+    bits = 2 ** torch.arange(62, device=missing.device)
+    ids = regime
+    for start in range(0, missing.shape[1], 62):
+        word = missing[:, start : start + 62].long() @ bits[: min(62, missing.shape[1] - start)]
+        rank = torch.unique(word, return_inverse=True)[1]
+        ids = torch.unique(ids * (int(rank.max()) + 1) + rank, return_inverse=True)[1]
+    return ids
 
 
 def _spd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models import Detector, TrainConfig, from_bytes, score, to_bytes, train_student
-from models.preprocessing import RegimeBank, impute_conditional, principal_axes
+from models.preprocessing import RegimeBank, _pattern_ids, impute_conditional, principal_axes
 from models.scoring import score_standardised, score_with_sensors
 from models.synthetic import inject_fault, make_windows
 
@@ -122,6 +122,17 @@ def test_imputation_solves_only_the_gaps_and_shared_patterns_once_yet_equals_the
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(got[observed_t].numpy(), z[observed_t].numpy())
     assert (got[110:113] == 0).all()  # nothing observed: the mean
+
+
+def test_gap_patterns_are_told_apart_in_every_word_and_by_regime() -> None:
+    """_pattern_ids packs 62 channels per integer: rows differing only in channel 0, 61, 62
+    (the second word) or 199 (the fourth), or only in their regime, get their own ids."""
+    missing = torch.zeros(7, 200, dtype=torch.bool)
+    for row, channel in ((1, 0), (2, 61), (3, 62), (4, 199), (6, 62)):
+        missing[row, channel] = True
+    regime = torch.tensor([0, 0, 0, 0, 0, 1, 0])
+    ids = _pattern_ids(missing, regime).tolist()
+    assert len(set(ids[:6])) == 6 and ids[6] == ids[3]
 
 
 def test_a_wide_line_with_a_dead_sensor_standardises_and_matches_the_definition() -> None:
