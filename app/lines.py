@@ -27,13 +27,14 @@ def get_line(session: Session, line_id: str) -> Line:
 
 
 def put_line(
-    session: Session, *, line_id: str, cfg: LineConfig, default_buffer_limit: int, actor: str
+    session: Session, *, line_id: str, cfg: LineConfig, default_buffer_limit: int,
+    buffer_max_mb: float, actor: str
 ) -> tuple[Line, bool]:
     """Create or update a line; the shape of a line that has a model is fixed (409)."""
     line = session.get(Line, line_id, with_for_update=True)
     values = cfg.model_dump()
-    values["buffer_limit"] = values["buffer_limit"] or default_buffer_limit
-    _check_buffer_holds_a_training(values["min_windows"], values["buffer_limit"])
+    values["buffer_limit"] = _buffer_limit(cfg, default_buffer_limit, buffer_max_mb)
+    _check_buffer_holds_a_training(values["min_windows"], values["buffer_limit"], buffer_max_mb)
     created = line is None
     if line is None:
         line = Line(id=line_id, active_version=None, **values)
@@ -49,13 +50,33 @@ def put_line(
     return line, created
 
 
-def _check_buffer_holds_a_training(min_windows: int, buffer_limit: int) -> None:
+def _buffer_limit(cfg: LineConfig, default: int, max_mb: float) -> int:
+    """The line's bound in windows: as asked, or the service's default, within the megabytes
+    a line's buffer may hold. The default shrinks to fit quietly (a 512-sensor line keeps
+    2,048 windows of 64 steps in 256 MB); a bound asked for beyond it is refused."""
+    window_bytes = 4 * len(cfg.channels) * cfg.window
+    fits = max(1, int(max_mb * 2**20) // window_bytes)
+    if cfg.buffer_limit is None:
+        return min(default, fits)
+    if cfg.buffer_limit > fits:
+        problem = (f"{cfg.buffer_limit} windows of {cfg.window} x {len(cfg.channels)} values "
+                   f"would hold {cfg.buffer_limit * window_bytes / 2**20:,.0f} MB; a line's "
+                   f"buffer may hold {max_mb:g} MB (LIFELINE_BUFFER_MAX_MB), {fits} such "
+                   "windows: lower buffer_limit, or raise the budget if the server has the "
+                   "memory (a training job takes about ten times the buffer)")
+        raise ApiError(422, "invalid_request", f"buffer_limit: {problem}",
+                       [{"field": "buffer_limit", "problem": problem}])
+    return cfg.buffer_limit
+
+
+def _check_buffer_holds_a_training(min_windows: int, buffer_limit: int, max_mb: float) -> None:
     """A buffer bounded below min_windows never holds enough to train: such a line would stay
     warming up for ever, so it is refused when it is set (buffer_limit may be the default)."""
     if min_windows > buffer_limit:
         problem = (f"min_windows ({min_windows}) is more than the fresh buffer holds "
                    f"(buffer_limit {buffer_limit}), so the line could never train; lower "
-                   "min_windows or raise buffer_limit")
+                   f"min_windows or raise buffer_limit (a line's buffer may hold {max_mb:g} "
+                   "MB, LIFELINE_BUFFER_MAX_MB: shorter windows or fewer channels fit more)")
         raise ApiError(422, "invalid_request", f"min_windows: {problem}",
                        [{"field": "min_windows", "problem": problem}])
 

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     instance_name: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     buffer_limit: int = Field(20_000, ge=10, description="default fresh-buffer bound per line")
+    # Raw values one line's buffer may hold, whatever its shape: 20,000 windows of 64 x 512 are
+    # 2.6 GB in the database and ~10x that in the training job (bench/README.md, wide lines).
+    buffer_max_mb: float = Field(256.0, gt=0, description="fresh-buffer bound per line, MB")
     max_batch_windows: int = Field(1024, ge=1)
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     min_observed_fraction: float = Field(0.5, gt=0, le=1, description="below: insufficient_data")

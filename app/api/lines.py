@@ -14,7 +14,8 @@ LineId = Annotated[str, Path(pattern=LINE_ID, description="1-64 of A-Z a-z 0-9 _
 def put_line(line_id: LineId, cfg: LineConfig, session: DB, who: Operator, svc: Svc,
              response: Response) -> dict[str, Any]:
     line, created = lines.put_line(session, line_id=line_id, cfg=cfg, actor=who.actor,
-                                   default_buffer_limit=svc.settings.buffer_limit)
+                                   default_buffer_limit=svc.settings.buffer_limit,
+                                   buffer_max_mb=svc.settings.buffer_max_mb)
     response.status_code = 201 if created else 200
     return lines.describe(session, line)
 

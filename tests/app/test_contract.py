@@ -87,6 +87,27 @@ def test_line_validation_and_unknown_line(api: Api, line: str) -> None:
     assert [x["line_id"] for x in lines] == [line]
 
 
+def test_a_lines_buffer_is_bounded_in_megabytes_whatever_its_shape(api: Api) -> None:
+    """256 MB by default (LIFELINE_BUFFER_MAX_MB): 512 channels x 64 steps hold 2,048 windows,
+    the default bound shrinks to that, a bound above it is refused saying what fits, and a line
+    whose windows are too large to buffer min_windows of them is refused."""
+    wide = {"channels": [f"s{i}" for i in range(512)], "window": 64}
+    r = api.call("PUT", "/v1/lines/wide", json=wide)
+    assert r.status_code == 201, r.text
+    assert r.json()["buffer_limit"] == 2048 < api.svc.settings.buffer_limit
+    e = err(api.call("PUT", "/v1/lines/wide", json={**wide, "buffer_limit": 5000}), 422,
+            "invalid_request")
+    assert e["details"][0]["field"] == "buffer_limit"
+    assert "625 MB" in e["message"] and "2048 such windows" in e["message"]
+    assert "LIFELINE_BUFFER_MAX_MB" in e["message"]
+    assert api.call("GET", "/v1/lines/wide").json()["buffer_limit"] == 2048  # kept as it was
+    e = err(api.call("PUT", "/v1/lines/long", json={**wide, "window": 4096}), 422,
+            "invalid_request")
+    assert e["details"][0]["field"] == "min_windows" and "buffer_limit 32" in e["message"]
+    narrow = api.call("PUT", "/v1/lines/narrow", json={"channels": ["a", "b"], "window": 64})
+    assert narrow.json()["buffer_limit"] == api.svc.settings.buffer_limit
+
+
 def test_window_shape_errors_name_the_window_and_row(api: Api, line: str) -> None:
     good = windows_json(make_windows(3, 4, WINDOW))
     short = [dict(good[0]), dict(good[1], values=good[1]["values"][:5])]
