@@ -34,6 +34,7 @@ bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results
 	$(BIN)/python -m bench.vouch
 	$(BIN)/python -m bench.stuck --json bench/results/stuck.json
 	$(BIN)/python -m bench.throughput --json bench/results/throughput.json
+	$(BIN)/python -m bench.wide --json bench/results/wide.json
 	$(BIN)/python -m bench.profile
 
 lint: $(STAMP)

@@ -117,7 +117,8 @@ def regime_stats(x: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
     """Mean and floored std per channel of windows [N, T, C] -> [2, C]. `level` [C], where
     given, sets the relative floor instead of the mean: a centred channel's mean is ~0."""
     flat = x.reshape(-1, x.shape[-1])
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a dead channel: mean 0, std 1 below
         mean = np.nanmean(flat, axis=0)
         std = np.nanstd(flat, axis=0)
     mean = np.nan_to_num(mean, nan=0.0)
