@@ -25,7 +25,7 @@ $(VENV)/.peers: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,bench,peers]"
 	touch $@
 
-bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results/ (~40 min)
+bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results/ (~75 min)
 	mkdir -p bench/results
 	$(BIN)/python -m bench.lifelong --json bench/results/lifelong.json
 	$(BIN)/python -m bench.lifelong --data skab --shape-only --strategies lifelong,finetune,joint \
