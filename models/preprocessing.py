@@ -150,17 +150,18 @@ def principal_axes(z: np.ndarray, level: list[int]) -> np.ndarray:
 
 
 def _rotated(rows: np.ndarray, level: list[int]) -> list[int]:
-    """The level channels to rotate together: all of them where more than 2k rows see all k,
-    else all but the fewest of the gappiest that leaves enough complete rows. A dead sensor
-    leaves no complete row, and 1 % of readings missing at random leaves 0.6 % of a 512-sensor
-    line's rows complete; the covariance of rows each pair sees (tried) misjudged the smallest
-    axes, where faults show, 40x at 12 % missing."""
+    """The level channels to rotate together: all k of them where _ROWS_PER_AXIS * k rows see
+    them all, else all but the fewest of the gappiest that leaves enough complete rows. A dead
+    sensor leaves no complete row, and 1 % of readings missing at random leaves 0.6 % of a
+    512-sensor line's rows complete. The covariance of the rows each pair sees (tried instead)
+    misjudged the smallest axes, where faults show: 17-22x at 12 % missing (bench/README.md)."""
     seen = ~np.isnan(rows[:, level])
     order = np.argsort(seen.mean(axis=0), kind="stable")  # gappiest first
 
     def enough(dropped: int) -> bool:
         cols = order[dropped:]
-        return len(cols) >= 2 and int(seen[:, cols].all(axis=1).sum()) >= _ROWS_PER_AXIS * len(cols)
+        complete = int(seen[:, cols].all(axis=1).sum())
+        return len(cols) >= 2 and complete >= _ROWS_PER_AXIS * len(cols)
 
     lo, hi = 0, len(level)  # the fewest dropped that is enough, by bisection (monotone)
     while lo < hi:
