@@ -381,12 +381,19 @@ class RegimeBank:
         observed at the step, and a missing reading is first imputed from the step's others."""
         if self.axes is None:
             return z.transpose(1, 2).contiguous(), mask.transpose(1, 2).contiguous()
-        a = self.axis_maps(regime, z.device)  # [1 or N, C, C]
         complete = all_observed(mask)
         if not complete:
             z, mask = self._fill(z, mask, regime)
         # A' z' straight into the channels-first layout the network reads: no transposed copy
-        xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2)).clamp_(-_MAX_Z, _MAX_Z)
+        a = self._axes_tensor.to(z.device)  # [R, C, C]
+        if self.regimes == 1:
+            xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2))
+        else:  # a regime at a time: each window's own map would be N x C x C floats (1 GB at
+            xs = z.new_empty(z.shape[0], z.shape[2], z.shape[1])  # C=512, N=1024)
+            for r in regime.unique().tolist():
+                rows = regime == r
+                xs[rows] = torch.matmul(a[r].T, z[rows].transpose(1, 2))
+        xs = xs.clamp_(-_MAX_Z, _MAX_Z)
         return xs, torch.ones_like(xs) if complete else mask.transpose(1, 2).contiguous()
 
     def _fill(self, z: torch.Tensor, mask: torch.Tensor, regime: torch.Tensor

@@ -132,13 +132,28 @@ def _score_batch(det: Detector, windows: np.ndarray, dev: torch.device
     """One batch's score, sensor contributions, regime, observed share and stuck channels."""
     bank = det.bank
     z, seen, regime = bank.standardise_sensors(windows, device=dev)  # [N, T, C]
-    xs, mask = bank.to_axes(z, seen, regime)  # [N, C, T] on the regime's axes
+    if bank.axes is None or bank.regimes == 1:
+        s, per_sensor = _score_routed(det, z, seen, regime)
+    else:  # a regime at a time, so each sub-batch shares one axes map [1, C, C]: a map per
+        s = z.new_empty(len(z))  # window is N x C x C floats, 1 GB at C=512 and N=1024
+        per_sensor = z.new_empty(len(z), z.shape[2])
+        for r in regime.unique().tolist():
+            rows = (regime == r).nonzero().flatten()
+            s[rows], per_sensor[rows] = _score_routed(det, z[rows], seen[rows], regime[rows])
     z, seen = z.transpose(1, 2), seen.transpose(1, 2)  # the sensors' [N, C, T], views
-    if bank.axes is None:
-        s, per_sensor = score_standardised(det.vae, xs, mask)
-    else:
-        s, per_sensor = score_with_sensors(det.vae, xs, mask, bank.axis_maps(regime, dev), seen)
     return s, per_sensor, regime, seen.mean(dim=(1, 2)), bank.stuck(z, seen, regime)
+
+
+def _score_routed(det: Detector, z: torch.Tensor, seen: torch.Tensor, regime: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score [N] and each sensor's contribution [N, C] of standardised windows z, seen
+    [N, T, C] of one regime, or of a bank with a single regime or no axes."""
+    bank = det.bank
+    xs, mask = bank.to_axes(z, seen, regime)  # [N, C, T] on the regime's axes
+    if bank.axes is None:
+        return score_standardised(det.vae, xs, mask)
+    maps = bank.axis_maps(regime[:1], z.device)  # [1, C, C]
+    return score_with_sensors(det.vae, xs, mask, maps, seen.transpose(1, 2))
 
 
 @torch.inference_mode()
