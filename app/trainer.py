@@ -74,6 +74,8 @@ def train_version(
         "cold_restart": res.cold_restart, "device": device,
         "out_of_fold_windows": int(len(res.out_of_fold)),
         "masked_outlier_values": res.masked_outliers,
+        # indices; _register names them. The model cannot judge them (README, dead sensors).
+        "silent_channels": np.flatnonzero(np.isnan(fresh).all(axis=(0, 1))).tolist(),
     }
     return TrainOutcome(models.to_bytes(det), report.passed, report.reasons, metrics,
                         det.regimes, det.threshold, res.history)
@@ -138,10 +140,12 @@ class JobRunner:
     def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
         with self.sessions() as s:
             line = s.get_one(Line, line_id, with_for_update=True)
+            metrics = {**out.metrics, "silent_channels": [
+                line.channels[i] for i in out.metrics["silent_channels"]]}
             status = "candidate" if out.passed else "rejected"
             row = registry.create_version(
                 s, line=line, artifact=out.artifact, status=status,
-                regimes=out.regimes, threshold=out.threshold, metrics=out.metrics,
+                regimes=out.regimes, threshold=out.threshold, metrics=metrics,
                 reasons=out.reasons, trained_ids=ids, job_id=job_id)
             deleted = 0
             if out.passed and line.promotion == "auto":
@@ -150,7 +154,7 @@ class JobRunner:
             status = "succeeded" if out.passed else "rejected"
             jobs.finish(s, job_id=job_id, owner=self.owner, status=status,
                         model_version=row.version, error="; ".join(out.reasons) or None,
-                        metrics={**out.metrics, "buffer_deleted": deleted,
+                        metrics={**metrics, "buffer_deleted": deleted,
                                  "history": out.history[-50:], "gate_reasons": out.reasons})
             s.commit()  # the version, the activation, the deletion and the job close together
         return status

@@ -48,3 +48,26 @@ def test_principal_axes_is_a_line_setting_fixed_by_the_first_model(api: Api) -> 
     assert r.status_code == 409 and r.json()["error"]["code"] == "line_shape_locked"
     assert "principal_axes" in r.json()["error"]["message"]
     assert r.json()["error"]["details"] == {"principal_axes": False}
+
+
+def test_a_sensor_silent_through_the_first_training_keeps_its_axis_and_is_named(
+        api: Api) -> None:
+    """A sensor that sent nothing while the line's first model trained: the others are still
+    rotated together, it keeps its own axis, the job names it, and the line scores."""
+    assert put(api, "kiln").status_code == 201
+    windows = make_windows(320, len(CHANNELS), WINDOW, 0, seed=1)
+    windows[:, :, 2] = np.nan
+    train_first_models(api, ["kiln"], windows)
+    axes = active_detector(api, "kiln").bank.axes
+    assert axes is not None
+    np.testing.assert_array_equal(axes[0, 2], np.eye(len(CHANNELS))[2])
+    live = [0, 1, 3]
+    assert not np.allclose(axes[0][np.ix_(live, live)], np.eye(3))
+    job = api.call("GET", "/v1/lines/kiln/jobs").json()["jobs"][0]
+    assert job["metrics"]["silent_channels"] == [CHANNELS[2]]
+    probe = make_windows(30, len(CHANNELS), WINDOW, 0, seed=8)
+    probe[:, :, 2] = np.nan
+    r = api.call("POST", "/v1/lines/kiln/windows",
+                 json={"windows": windows_json(probe), "learn": False})
+    assert r.status_code == 200 and all(x["status"] == "scored" for x in r.json()["results"])
+    assert np.mean([x["anomaly"] for x in r.json()["results"]]) < 0.2
