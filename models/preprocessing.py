@@ -386,11 +386,12 @@ class RegimeBank:
             z, mask = self._fill(z, mask, regime)
         # A' z' straight into the channels-first layout the network reads: no transposed copy
         a = self._axes_tensor.to(z.device)  # [R, C, C]
-        if self.regimes == 1:
-            xs = torch.matmul(a.transpose(1, 2), z.transpose(1, 2))
+        present = regime.unique().tolist() if self.regimes > 1 else [0]
+        if len(present) == 1:  # a batch of one regime (scoring's sub-batches are)
+            xs = torch.matmul(a[present[0]].T, z.transpose(1, 2))
         else:  # a regime at a time: each window's own map would be N x C x C floats (1 GB at
             xs = z.new_empty(z.shape[0], z.shape[2], z.shape[1])  # C=512, N=1024)
-            for r in regime.unique().tolist():
+            for r in present:
                 rows = regime == r
                 xs[rows] = torch.matmul(a[r].T, z[rows].transpose(1, 2))
         xs = xs.clamp_(-_MAX_Z, _MAX_Z)
@@ -404,8 +405,7 @@ class RegimeBank:
         gaps = (mask < 1).any(dim=2)  # [N, T]: steps missing a reading
         n, t = gaps.nonzero(as_tuple=True)
         precision = self._precision_tensor.to(z.device)
-        row_regime = regime[n] if self.regimes > 1 else torch.zeros_like(n)
-        z[n, t] = impute_conditional(z[n, t], mask[n, t] > 0, precision, row_regime)
+        z[n, t] = impute_conditional(z[n, t], mask[n, t] > 0, precision, regime[n])
         level = level_channels(z.shape[-1], self.shape_only)
         shared = mask.clone()
         shared[..., level] = mask[..., level].mean(dim=2, keepdim=True)
