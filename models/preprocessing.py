@@ -324,15 +324,19 @@ class RegimeBank:
         """Most likely regime per window under a diagonal Gaussian per regime.
 
         x, mask: [N, T, C] (x with NaN already zeroed) -> [N] long.
+
+        A regime at a time, in place on one [N, T, C] buffer: all regimes at once took an
+        [N, R, T, C] tensor and its temporaries (+1.5 GB for 1,024 windows of 64 x 512 in
+        four regimes, bench/README.md "Wide lines and gaps").
         """
         if self.regimes == 1:  # a line's usual case: skips ~0.4 ms of a 256-window batch
             return torch.zeros(len(x), dtype=torch.long, device=x.device)
         st = torch.as_tensor(self.stats, device=x.device)  # [R, 2, C]
-        mean, std = st[:, 0], st[:, 1]  # [R, C]
-        m = mask.unsqueeze(1)  # [N, 1, T, C]
-        z = (x.unsqueeze(1) - mean[None, :, None]) / std[None, :, None]  # [N, R, T, C]
-        nll = (0.5 * z.square() + torch.log(std)[None, :, None]) * m
-        return nll.sum(dim=(2, 3)).argmin(dim=1)
+        seen = mask.sum(dim=1)  # [N, C]
+        nll = torch.stack([  # [R, N]: sum over observed t, c of 0.5 z^2 + log std
+            (x - mean).div_(std).square_().mul_(mask).sum(dim=(1, 2)).mul_(0.5)
+            + seen @ std.log() for mean, std in st.unbind(0)])
+        return nll.argmin(dim=0)
 
     def standardise(
         self, x: np.ndarray | torch.Tensor, device: str | torch.device = "cpu"

@@ -33,10 +33,17 @@ from models.vae import WindowVAE
 @dataclass(frozen=True)
 class Scores:
     score: np.ndarray  # [N] float64, higher = more anomalous
-    contributions: np.ndarray  # [N, C] each sensor's share (reconstruction-based), rows sum to 1
+    sensor_energy: np.ndarray  # [N, C] each sensor's reconstruction-based contribution, nats
     regime: np.ndarray  # [N] int, the routed operating regime
     observed: np.ndarray  # [N] fraction of values present
     stuck: np.ndarray  # [N, C] bool: channels holding one reading (models/stuck.py)
+
+    @property
+    def contributions(self) -> np.ndarray:
+        """[N, C] each sensor's share of sensor_energy, rows sum to 1 (even where it is 0)."""
+        totals = self.sensor_energy.sum(axis=1, keepdims=True)
+        safe = np.where(totals > 0, totals, 1.0)
+        return np.where(totals > 0, self.sensor_energy / safe, 1.0 / self.sensor_energy.shape[1])
 
     def anomalous(self, threshold: float) -> np.ndarray:
         """[N] bool: the score above `threshold`, or a stuck channel, which the score cannot
@@ -170,7 +177,4 @@ def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
                       np.zeros((0, c), dtype=bool))
     total, channel, routed, observed, stuck = (
         torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
-    totals = channel.sum(axis=1, keepdims=True)
-    safe = np.where(totals > 0, totals, 1.0)
-    shares = np.where(totals > 0, channel / safe, 1.0 / channel.shape[1])
-    return Scores(total.astype(np.float64), shares, routed.astype(np.int64), observed, stuck)
+    return Scores(total.astype(np.float64), channel, routed.astype(np.int64), observed, stuck)

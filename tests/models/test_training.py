@@ -416,3 +416,26 @@ def test_artifacts_are_written_in_the_oldest_format_that_can_read_them(first: De
 def _fit(train: np.ndarray, shape_only: tuple[int, ...]) -> tuple[Detector, np.ndarray]:
     res = train_student(train, cfg=replace(FAST, max_epochs=8), shape_only=shape_only)
     return res.detector, res.heldout
+
+
+def test_a_window_is_routed_to_the_regime_whose_statistics_explain_it_best() -> None:
+    """route() against its definition in float64: argmin over regimes of the diagonal Gaussian
+    NLL of the observed readings, gaps and windows between two regimes included."""
+    base = make_windows(50, C, T, 0, seed=1)
+    level = base.mean(axis=(0, 1))
+    # Regime 2 has regime 0's levels at three times its spread: only the log std term tells
+    # regime 0's windows from it.
+    bank = RegimeBank.fit(base).with_regime(make_windows(50, C, T, 1, seed=2))
+    bank = bank.with_regime(level + 3 * (base - level))
+    x = np.concatenate([make_windows(4, C, T, r, seed=10 + r) for r in range(2)]
+                       + [(make_windows(8, C, T, 0, seed=20) + make_windows(8, C, T, 1, seed=21))
+                          / 2])
+    x[np.random.default_rng(0).random(x.shape) < 0.2] = np.nan
+    seen = ~np.isnan(x)
+    mean, std = bank.stats[:, 0].astype(np.float64), bank.stats[:, 1].astype(np.float64)
+    z = (np.nan_to_num(x)[:, None] - mean[None, :, None]) / std[None, :, None]  # [N, R, T, C]
+    nll = ((0.5 * z**2 + np.log(std)[None, :, None]) * seen[:, None]).sum(axis=(2, 3))
+    routed = bank.route(torch.as_tensor(np.nan_to_num(x)),
+                        torch.as_tensor(seen, dtype=torch.float32))
+    np.testing.assert_array_equal(routed.numpy(), nll.argmin(axis=1))
+    np.testing.assert_array_equal(routed[:8].numpy(), np.repeat([0, 1], 4))
