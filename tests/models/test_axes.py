@@ -163,6 +163,9 @@ def test_on_the_sensors_axes_the_contributions_are_each_sensors_energy() -> None
     total_a, rbc = score_with_sensors(det.vae, xs, mask, torch.eye(C)[None], mask)
     np.testing.assert_allclose(total_a.numpy(), total.numpy(), rtol=1e-5)
     np.testing.assert_allclose(rbc.numpy(), per_sensor.numpy(), rtol=1e-4)
+    s = score(det, inject_fault(make_windows(20, C, T, 0, seed=2), 1, 3.0))  # in nats, summing
+    np.testing.assert_allclose(s.sensor_energy.sum(axis=1), s.score, rtol=1e-4)  # to the score
+    np.testing.assert_allclose(s.contributions, s.sensor_energy / s.score[:, None], rtol=1e-4)
 
 
 def test_the_axes_catch_a_small_step_that_breaks_the_channels_correlation() -> None:
