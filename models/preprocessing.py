@@ -182,19 +182,25 @@ def impute_conditional(z: torch.Tensor, observed: torch.Tensor, precision: torch
     share (a dead sensor, a rack offline) is solved once for all of them."""
     missing = ~observed
     pz = _times_precision(z, precision, regime)  # [M, C]
-    ids = _pattern_ids(missing, regime)
+    out = z.clone()
+    gaps = missing.sum(dim=1)
+    one = (gaps == 1).nonzero().flatten()  # most rows where readings drop out at random
+    if len(one):  # k = 1: z_m = -(P z)_m / P_mm, no system to solve
+        m = missing[one].nonzero()[:, 1]  # row order, one per row
+        out[one, m] = -pz[one, m] / precision[regime[one], m, m]
+    rows = (gaps > 1).nonzero().flatten()
+    if not len(rows):
+        return out
+    ids = _pattern_ids(missing[rows], regime[rows])
     counts = torch.bincount(ids)
     by_id, ends = ids.argsort(stable=True), counts.cumsum(0).tolist()
-    out = z.clone()
     shared = counts >= _SHARED_GAPS
     for u in shared.nonzero().flatten().tolist():
-        rows = by_id[ends[u] - int(counts[u]) : ends[u]]
-        m = missing[rows[0]].nonzero().flatten()
-        if len(m):
-            p = precision[regime[rows[0]]]
-            out[rows[:, None], m] = -_spd_solve(p[m][:, m], pz[rows][:, m].T).T
-    rare = (~shared[ids] & missing.any(dim=1)).nonzero().flatten()
-    _impute_rows(out, pz, missing, precision, regime, rare)
+        same = rows[by_id[ends[u] - int(counts[u]) : ends[u]]]
+        m = missing[same[0]].nonzero().flatten()
+        p = precision[regime[same[0]]]
+        out[same[:, None], m] = -_spd_solve(p[m][:, m], pz[same][:, m].T).T
+    _impute_rows(out, pz, missing, precision, regime, rows[~shared[ids]])
     return out
 
 
@@ -406,14 +412,15 @@ class RegimeBank:
         """Each step's missing readings imputed (`impute_conditional`), and the share of level
         channels observed at the step as the mask of every rotated axis."""
         z = z.clone()
-        gaps = (mask < 1).any(dim=2)  # [N, T]: steps missing a reading
+        c = z.shape[-1]
+        gaps = mask.sum(dim=2) < c  # [N, T]: steps missing a reading (sums of 0/1 are exact)
         n, t = gaps.nonzero(as_tuple=True)
         precision = self._precision_tensor.to(z.device)
         z[n, t] = impute_conditional(z[n, t], mask[n, t] > 0, precision, regime[n])
-        level = level_channels(z.shape[-1], self.shape_only)
-        shared = mask.clone()
-        shared[..., level] = mask[..., level].mean(dim=2, keepdim=True)
-        return z, shared
+        level = torch.zeros(c, dtype=torch.bool, device=z.device)
+        level[level_channels(c, self.shape_only)] = True
+        seen = (mask @ level.to(mask.dtype)).div_(int(level.sum())).unsqueeze(2)  # [N, T, 1]
+        return z, torch.where(level, seen, mask)
 
     def axis_maps(self, regime: torch.Tensor, device: str | torch.device) -> torch.Tensor:
         """The axes maps [1, C, C] (one regime) or [N, C, C] (each window's regime's); for a
