@@ -189,8 +189,15 @@ def impute_conditional(z: torch.Tensor, observed: torch.Tensor, precision: torch
         m = missing[one].nonzero()[:, 1]  # row order, one per row
         out[one, m] = -pz[one, m] / precision[regime[one], m, m]
     rows = (gaps > 1).nonzero().flatten()
-    if not len(rows):
-        return out
+    if len(rows):
+        _impute_patterns(out, pz, missing, precision, regime, rows)
+    return out
+
+
+def _impute_patterns(out: torch.Tensor, pz: torch.Tensor, missing: torch.Tensor,
+                     precision: torch.Tensor, regime: torch.Tensor, rows: torch.Tensor) -> None:
+    """`rows` (each missing k > 1 readings) solved in place: a gap pattern shared by
+    _SHARED_GAPS rows or more once for all of them, the others row by row (`_impute_rows`)."""
     ids = _pattern_ids(missing[rows], regime[rows])
     counts = torch.bincount(ids)
     by_id, ends = ids.argsort(stable=True), counts.cumsum(0).tolist()
@@ -201,7 +208,6 @@ def impute_conditional(z: torch.Tensor, observed: torch.Tensor, precision: torch
         p = precision[regime[same[0]]]
         out[same[:, None], m] = -_spd_solve(p[m][:, m], pz[same][:, m].T).T
     _impute_rows(out, pz, missing, precision, regime, rows[~shared[ids]])
-    return out
 
 
 def _pattern_ids(missing: torch.Tensor, regime: torch.Tensor) -> torch.Tensor:
