@@ -244,29 +244,23 @@ def _times_precision(z: torch.Tensor, precision: torch.Tensor, regime: torch.Ten
 
 def _impute_rows(out: torch.Tensor, pz: torch.Tensor, missing: torch.Tensor,
                  precision: torch.Tensor, regime: torch.Tensor, rows: torch.Tensor) -> None:
-    """The rows whose gap pattern few others share, each its own k x k system padded with
-    identity to the largest k of its chunk. Rows go in order of k, so chunks pad little, and
-    a chunk's systems stay under _SOLVE_ELEMENTS floats."""
+    """The rows whose gap pattern few others share, each its own k x k system, solved in
+    batches of rows missing the same number k of readings, each under _SOLVE_ELEMENTS floats.
+    Padding every row of a batch to its largest k instead did 17x the Cholesky work at 15 %
+    missing on 52 sensors (k 1-20)."""
     gaps = missing[rows].sum(dim=1)
     order = gaps.argsort()
-    rows, gaps = rows[order], gaps[order]
+    rows = rows[order]
+    ks, counts = torch.unique_consecutive(gaps[order], return_counts=True)
     start = 0
-    while start < len(rows):
-        guess = min(len(rows), start + max(1, _SOLVE_ELEMENTS // int(gaps[start]) ** 2))
-        k = int(gaps[guess - 1])
-        stop = min(guess, start + max(1, _SOLVE_ELEMENTS // k**2))
-        r = rows[start:stop]
-        # each row's missing channels first, in channel order: idx [n, k], pad [n, k]
-        idx = missing[r].to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :k]
-        pad = torch.arange(k, device=r.device) >= gaps[start:stop, None]
-        system = precision[regime[r, None, None], idx[:, :, None], idx[:, None, :]]
-        system = system.masked_fill(pad[:, :, None] | pad[:, None, :], 0.0) + torch.diag_embed(
-            pad.to(system.dtype))
-        rhs = -pz[r[:, None], idx]  # pad entries solve to themselves and are dropped
-        solved = _spd_solve(system, rhs.unsqueeze(2)).squeeze(2)  # [n, k]
-        keep = ~pad
-        out[r[:, None].expand_as(idx)[keep], idx[keep]] = solved[keep]
-        start = stop
+    for k, n in zip(ks.tolist(), counts.tolist(), strict=True):
+        step = max(1, _SOLVE_ELEMENTS // k**2)
+        for a in range(start, start + n, step):
+            r = rows[a : min(a + step, start + n)]
+            idx = missing[r].nonzero()[:, 1].view(-1, k)  # [n, k] each row's missing channels
+            system = precision[regime[r, None, None], idx[:, :, None], idx[:, None, :]]
+            out[r[:, None], idx] = _spd_solve(system, -pz[r[:, None], idx].unsqueeze(2)).squeeze(2)
+        start += n
 
 
 def level_channels(channels: int, shape_only: tuple[int, ...]) -> list[int]:

@@ -101,7 +101,7 @@ def test_imputation_solves_only_the_gaps_and_shared_patterns_once_yet_equals_the
 ) -> None:
     """Two regimes; a dead sensor shared by 40 rows (solved once), a rack of five sensors
     offline in 20, scattered gaps of 1-9 readings, steps with every reading missing, and rows
-    with none; chunks forced small so that several pad to different sizes."""
+    with none; chunks forced small so that rows missing as many readings split over solves."""
     rng = np.random.default_rng(0)
     c = 12
     precision = torch.stack([torch.as_tensor(np.cov(rng.normal(size=(c, 3 * c))) + 0.1 * np.eye(c),
