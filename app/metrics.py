@@ -34,6 +34,10 @@ class Metrics:
         self.stuck = Counter("lifeline_stuck_channel_windows",
                              "Windows in which a channel held one reading (a stuck sensor)",
                              ["line", "channel"], registry=registry)
+        self.sensor_alarms = Counter(
+            "lifeline_sensor_alarm_windows",
+            "Windows in which a channel's own residual passed its limit", ["line", "channel"],
+            registry=registry)
         self.score_ratio = Histogram("lifeline_score_ratio", "Window score / threshold",
                                      ["line"], buckets=_RATIO_BUCKETS, registry=registry)
         self.request_latency = Histogram(

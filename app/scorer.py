@@ -144,6 +144,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     regimes: list[int] = s.regime.tolist()
     scored: list[bool] = np.greater_equal(s.observed, ctx.settings.min_observed_fraction).tolist()
     held: list[list[bool]] = s.stuck.tolist()
+    over: list[list[bool]] = s.over_limit.tolist()
     results = []
     for i in range(len(x)):
         if not scored[i]:
@@ -151,17 +152,20 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
             continue
         sc = scores[i]
         stuck = [ch for ch, flag in zip(line.channels, held[i], strict=True) if flag]
+        alarm = [ch for ch, flag in zip(line.channels, over[i], strict=True) if flag]
         results.append({"index": i, "status": "scored", "score": sc,
-                        "score_ratio": sc / threshold, "anomaly": sc > threshold or bool(stuck),
+                        "score_ratio": sc / threshold,
+                        "anomaly": sc > threshold or bool(stuck) or bool(alarm),
                         "regime": regimes[i],
                         "contributions": dict(zip(line.channels, shares[i], strict=True)),
-                        "stuck_channels": stuck})
+                        "stuck_channels": stuck, "alarm_channels": alarm})
     return version, threshold, results
 
 
 def _unscored(index: int, status: str) -> dict[str, Any]:
     return {"index": index, "status": status, "score": None, "score_ratio": None,
-            "anomaly": None, "regime": None, "contributions": None, "stuck_channels": None}
+            "anomaly": None, "regime": None, "contributions": None, "stuck_channels": None,
+            "alarm_channels": None}
 
 
 def _writes_needed(line: Line, batch: Batch, results: list[dict[str, Any]]) -> bool:
@@ -202,9 +206,12 @@ def _record_events(session: Session, line: Line, starts: list[datetime | None],
             line.open_event_id = None
             continue
         at = starts[r["index"]] or now
-        # a stuck channel leads: the score's shares cannot name it (models/stuck.py)
+        # a stuck channel leads (the score's shares cannot name it, models/stuck.py), then
+        # the channels past their own limit, then the others, each by share
         by_share = sorted(r["contributions"], key=r["contributions"].get, reverse=True)
-        top = [*r["stuck_channels"], *(c for c in by_share if c not in r["stuck_channels"])][:3]
+        named = [*r["stuck_channels"], *(c for c in by_share if c in r["alarm_channels"]
+                                         and c not in r["stuck_channels"])]
+        top = [*named, *(c for c in by_share if c not in named)][:3]
         ev = session.get(AnomalyEvent, line.open_event_id) if line.open_event_id else None
         if ev is None:
             ev = AnomalyEvent(line_id=line.id, start=at, end=at, windows=0, max_score=r["score"],
@@ -225,6 +232,8 @@ def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]]) -> None:
     for r in scored:
         for channel in r["stuck_channels"]:
             m.stuck.labels(line_id, channel).inc()
+        for channel in r["alarm_channels"]:
+            m.sensor_alarms.labels(line_id, channel).inc()
     hist = m.score_ratio.labels(line_id)
     for r in scored:
         hist.observe(r["score_ratio"])

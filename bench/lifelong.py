@@ -99,11 +99,11 @@ SHAPE_ONLY = {"skab": SKAB_THERMAL}  # with --shape-only
 
 
 def _judge(det: Detector, regime: Regime) -> tuple[float, float]:
-    s_n = score(det, regime.normal).score
-    far = float(np.mean(s_n > det.threshold))
+    normal = score(det, regime.normal)
+    far = float(np.mean(normal.anomalous(det.threshold)))
     if regime.anomalous is None:
         return far, float("nan")
-    return far, auroc(s_n, score(det, regime.anomalous).score)
+    return far, auroc(normal.score, score(det, regime.anomalous).score)
 
 
 def run(data: str, seeds: int, epochs: int, reverse: bool = False,

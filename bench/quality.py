@@ -102,11 +102,12 @@ def lifeline(window: int, method: Method = "pot", folds: int = FOLDS, held_out: 
 
 def row_scores(det: Detector, x: np.ndarray, window: int, smooth: int = 1) -> np.ndarray:
     """Each row of a series x [n, C] scored by the window ending at it (NaN before the first
-    full window), averaged over `smooth` windows; a stuck channel is an alarm whatever the
-    score, as the service answers."""
+    full window), averaged over `smooth` windows; a stuck channel or a sensor past its own
+    limit is an alarm whatever the score, as the service answers."""
     s = score(det, sliding(x, window))
     out = np.full(len(x), np.nan)
-    out[window - 1 :] = np.where(s.stuck.any(axis=1), np.inf, trailing_mean(s.score, smooth))
+    alarm = s.stuck.any(axis=1) | s.over_limit.any(axis=1)
+    out[window - 1 :] = np.where(alarm, np.inf, trailing_mean(s.score, smooth))
     return out
 
 
@@ -114,7 +115,7 @@ def smoothed_calibration(det: Detector, res: TrainResult, windows: int, folds: i
                          ) -> np.ndarray:
     """The held-out block's and each out-of-fold block's scores, each smoothed within itself."""
     return smooth_blocks([score(det, res.heldout).score,
-                          *fold_blocks(res.out_of_fold, windows, folds)], k)
+                          *fold_blocks(res.out_of_fold.score, windows, folds)], k)
 
 
 def fold_blocks(out_of_fold: np.ndarray, windows: int, folds: int) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""A per-sensor alarm beside the summed score: measured, not yet in the service (bench/README.md).
+"""A per-sensor alarm beside the summed score, measured (bench/README.md; the service's rule).
 
     python -m bench.sensor_term [--seeds 3] [--data skab,tep,8,128] [--json PATH]
 
@@ -10,13 +10,13 @@ model as the service trains it, and its K fold models for the out-of-fold calibr
 all thresholds by `models.calibrate` at the service's 1 % target on held-out and out-of-fold
 windows, five statistics:
 
-- `sum`: the score against its threshold (the service);
+- `sum`: the score against its threshold (the service before session 19);
 - `max`: each sensor's energy over its own threshold, the largest ratio thresholded again;
 - `union`: the larger of score / its threshold and that ratio, thresholded again;
 - `pooled`: each sensor's energy over its median on the calibration windows, the largest
   ratio thresholded: one tail, read off the maximum over sensors, instead of one per sensor;
 - `union_pooled`: the larger of score / its threshold and `pooled`'s ratio over its threshold,
-  thresholded again.
+  thresholded again: the service's rule since session 19 (models/calibration.py).
 
 A stuck channel is an alarm under each, as the service answers. Data: SKAB and TEP as
 bench.quality (windows of 32, or SKAB's thermal channels shape-only at any window, as an

@@ -96,15 +96,17 @@ def first_model(train: np.ndarray, window: int, seed: int, shape_only: tuple[int
                 cfg: TrainConfig | None = None
                 ) -> tuple[Blocks, Callable[[np.ndarray], np.ndarray], float]:
     """The service's first model on `train` rows: its calibration blocks, a scorer of every row
-    of a series (the window ending there; a stuck channel is an alarm, as the service
-    answers) and the threshold the service would serve. `cfg`: the service's defaults."""
+    of a series (the window ending there; a stuck channel or a sensor past its limit is an
+    alarm, as the service answers) and the summed score's threshold as the service calibrates
+    it, before the per-sensor term's factor (models/calibration.py): the rules here are rules
+    for the sum. `cfg`: the service's defaults."""
     windows = sliding(train, window)
     cfg = cfg or TrainConfig(seed=seed)
     res = train_student(windows, cfg=cfg, shape_only=shape_only)
     det = calibrate_detector(res.detector, res.heldout, FAR_TARGET, out_of_fold=res.out_of_fold)
-    folds = fold_blocks(res.out_of_fold, len(windows), cfg.calibration_folds)
+    folds = fold_blocks(res.out_of_fold.score, len(windows), cfg.calibration_folds)
     blocks = Blocks(score(det, res.heldout).score, folds, score(det, windows).score)
-    return blocks, partial(row_scores, det, window=window), det.threshold
+    return blocks, partial(row_scores, det, window=window), det.regime_thresholds[0]
 
 
 def tep_seed(window: int, seed: int) -> dict[str, dict[str, float]]:

@@ -1,9 +1,11 @@
-"""A model version as the service uses it: the VAE, its regime bank and its threshold."""
+"""A model version as the service uses it: the VAE, its regime bank and its alarm limits."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from models.preprocessing import RegimeBank
 from models.vae import WindowVAE
@@ -27,6 +29,11 @@ class Detector:
     # into replay (SKAB: old regimes' AUROC 0.806 -> 0.788, bench/README.md).
     replay_threshold: float = math.inf
     fit_thresholds: dict[int, float] = field(default_factory=dict)
+    # The per-sensor term beside the summed score (models/calibration.py): each regime's median
+    # sensor energy on its calibration windows [R, C], and the limit on a window's largest
+    # energy over that median. None: no per-sensor alarm (uncalibrated, or written before it).
+    sensor_scale: np.ndarray | None = None
+    sensor_threshold: float = math.inf
 
     @property
     def regimes(self) -> int:
@@ -43,8 +50,12 @@ class Detector:
     def with_threshold(
         self, threshold: float, regime_thresholds: dict[int, float],
         fit: tuple[float, dict[int, float]] | None = None,
+        sensors: tuple[np.ndarray, float] | None = None,
     ) -> Detector:
-        """`fit`: the held-out-only threshold and its regime parts, where they differ."""
+        """`fit`: the held-out-only threshold and its regime parts, where they differ;
+        `sensors`: the per-sensor term's scale [R, C] and threshold."""
         fit_threshold, fit_regimes = fit if fit is not None else (threshold, regime_thresholds)
+        scale, limit = sensors if sensors is not None else (None, math.inf)
         return replace(self, threshold=float(threshold), regime_thresholds=dict(regime_thresholds),
-                       replay_threshold=float(fit_threshold), fit_thresholds=dict(fit_regimes))
+                       replay_threshold=float(fit_threshold), fit_thresholds=dict(fit_regimes),
+                       sensor_scale=scale, sensor_threshold=float(limit))

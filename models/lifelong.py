@@ -24,7 +24,7 @@ from models.detector import Detector
 from models.losses import consistency_term, elbo_terms, gaussian_kl, mutual_info_term
 from models.preprocessing import RegimeBank, mask_gross_outliers
 from models.replay import Replayer
-from models.scoring import score
+from models.scoring import OutOfFold, score
 from models.splits import fold_bounds, fold_training, holdout_split
 from models.vae import WindowVAE, fit_latent_prior, fork
 
@@ -42,7 +42,8 @@ class TrainResult:
     cold_restart: bool = False  # the warm student collapsed and one from scratch replaced it
     # First models: each fresh window's score by a model trained without its block
     # (TrainConfig.calibration_folds), for the threshold; empty otherwise.
-    out_of_fold: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    out_of_fold: OutOfFold = field(default_factory=lambda: OutOfFold(np.zeros(0),
+                                                                      np.zeros((0, 0))))
     masked_outliers: int = 0  # fresh values taken for sensor sentinels, trained as missing
 
     @property
@@ -159,8 +160,9 @@ def _bank_rows(fresh: np.ndarray, cfg: TrainConfig) -> np.ndarray:
 
 
 def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ...] = ()
-                ) -> np.ndarray:
-    """Score of each window [N] by a first model trained without its block of the buffer
+                ) -> OutOfFold:
+    """Score [N] and sensor energies [N, C] of each window by a first model trained without
+    its block of the buffer
     (blocked K-fold, K = cfg.calibration_folds, neighbours that share rows left out); empty
     when K < 2 or a fold would train on fewer than _MIN_FOLD_WINDOWS.
 
@@ -173,12 +175,13 @@ def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ..
     bounds = fold_bounds(len(windows), k) if k >= 2 else []
     parts = [fold_training(windows, a, b) for a, b in bounds]
     if not parts or min(len(p) for p in parts) < _MIN_FOLD_WINDOWS:
-        return np.zeros(0)
+        return OutOfFold(np.zeros(0), np.zeros((0, windows.shape[2])))
     fold_cfg = replace(cfg, calibration_folds=0)
     # _student, not train_student: the windows' gross outliers are masked already
     scores = [score(_student(train, None, fold_cfg, False, None, shape_only).detector,
-                    windows[a:b]).score for (a, b), train in zip(bounds, parts, strict=True)]
-    return np.concatenate(scores)
+                    windows[a:b]) for (a, b), train in zip(bounds, parts, strict=True)]
+    return OutOfFold(np.concatenate([s.score for s in scores]),
+                     np.concatenate([s.sensor_energy for s in scores]))
 
 
 def train_joint(

@@ -37,6 +37,8 @@ class Scores:
     regime: np.ndarray  # [N] int, the routed operating regime
     observed: np.ndarray  # [N] fraction of values present
     stuck: np.ndarray  # [N, C] bool: channels holding one reading (models/stuck.py)
+    # [N, C] bool: sensors whose energy passed their own limit (Detector.sensor_scale)
+    over_limit: np.ndarray
 
     @property
     def contributions(self) -> np.ndarray:
@@ -46,9 +48,22 @@ class Scores:
         return np.where(totals > 0, self.sensor_energy / safe, 1.0 / self.sensor_energy.shape[1])
 
     def anomalous(self, threshold: float) -> np.ndarray:
-        """[N] bool: the score above `threshold`, or a stuck channel, which the score cannot
+        """[N] bool: the score above `threshold`, a sensor past its own limit, which a wide
+        line's sum dilutes (models/calibration.py), or a stuck channel, which the score cannot
         see (models/stuck.py)."""
-        return (self.score > threshold) | self.stuck.any(axis=1)
+        return (self.score > threshold) | self.over_limit.any(axis=1) | self.stuck.any(axis=1)
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """A first model's training windows scored by fold models that did not see them
+    (lifelong.out_of_fold), for its calibration."""
+
+    score: np.ndarray  # [n]
+    sensor_energy: np.ndarray  # [n, C]
+
+    def __len__(self) -> int:
+        return len(self.score)
 
 
 def _gap_rescale(mask: torch.Tensor) -> torch.Tensor:
@@ -174,7 +189,10 @@ def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
     if not parts:
         c = det.channels
         return Scores(np.zeros(0), np.zeros((0, c)), np.zeros(0, dtype=np.int64), np.zeros(0),
-                      np.zeros((0, c), dtype=bool))
+                      np.zeros((0, c), dtype=bool), np.zeros((0, c), dtype=bool))
     total, channel, routed, observed, stuck = (
         torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
-    return Scores(total.astype(np.float64), channel, routed.astype(np.int64), observed, stuck)
+    over = (np.zeros_like(stuck) if det.sensor_scale is None
+            else channel > det.sensor_threshold * det.sensor_scale[routed])
+    return Scores(total.astype(np.float64), channel, routed.astype(np.int64), observed, stuck,
+                  over)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import numpy as np
 import torch
@@ -42,6 +43,9 @@ def to_bytes(det: Detector) -> bytes:
         # threshold, as they always did.
         "fit_threshold": det.replay_threshold,
         "fit_regime_thresholds": {str(k): v for k, v in det.fit_thresholds.items()},
+        # Read by this release only; an older one judges the summed score alone, against a
+        # threshold this term raised a little (calibrate_detector).
+        "sensor_threshold": det.sensor_threshold,
     }
     state = {k: v.detach().cpu() for k, v in det.vae.state_dict().items()}
     buf = io.BytesIO()
@@ -50,6 +54,8 @@ def to_bytes(det: Detector) -> bytes:
             "quiet": torch.from_numpy(det.bank.quiet), "state": state}
     if det.bank.axes is not None:
         blob["axes"] = torch.from_numpy(det.bank.axes)
+    if det.sensor_scale is not None:
+        blob["sensor_scale"] = torch.from_numpy(det.sensor_scale)
     torch.save(blob, buf)
     return buf.getvalue()
 
@@ -82,4 +88,7 @@ def from_bytes(data: bytes, device: str = "cpu") -> Detector:
         regime_thresholds=regime_thresholds,
         replay_threshold=float(meta.get("fit_threshold", threshold)),
         fit_thresholds={int(k): float(v) for k, v in fit.items()},
+        # Artifacts written before session 19 have no per-sensor term: the sum alone alarms.
+        sensor_scale=blob["sensor_scale"].cpu().numpy() if "sensor_scale" in blob else None,
+        sensor_threshold=float(meta.get("sensor_threshold", math.inf)),
     )

@@ -43,6 +43,9 @@ class WindowResult(BaseModel):
     # An extension of the contract: channels holding one reading through the window (a frozen
     # sensor), which make the window anomalous whatever its score (models/stuck.py).
     stuck_channels: list[str] | None = None
+    # Another: channels whose own residual passed their limit, which make the window
+    # anomalous whatever the summed score (a fault on one sensor of many; models/calibration.py).
+    alarm_channels: list[str] | None = None
 
 
 class ScoreResponse(BaseModel):

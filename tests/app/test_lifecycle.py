@@ -78,6 +78,14 @@ def test_line_lifecycle(api: Api) -> None:
         assert res["regime"] == want.regime[i] == 0
         assert res["contributions"] == {ch: round(float(v), 6) for ch, v in zip(
             CHANNELS, want.contributions[i], strict=True)}
+        assert res["alarm_channels"] == [ch for ch, over in zip(
+            CHANNELS, want.over_limit[i], strict=True) if over]
+        assert res["anomaly"] == bool(want.anomalous(det.threshold)[i])
+    # a step of six spreads on 'temp' passes its own limit too, and each such window is counted
+    named = sum("temp" in res["alarm_channels"] for res in fault["results"])
+    assert named >= 18
+    assert (f'lifeline_sensor_alarm_windows_total{{channel="temp",line="{LINE}"}} {named:.1f}'
+            in api.client.get("/metrics").text)
     assert len(flagged) >= 18
     assert all(max(res["contributions"], key=res["contributions"].get) == "temp"
                for res in flagged)

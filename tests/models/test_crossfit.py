@@ -55,11 +55,15 @@ def test_fold_bounds_cover_the_buffer_once_in_order() -> None:
 def test_out_of_fold_scores_every_window_by_a_model_that_did_not_see_it() -> None:
     x = make_windows(240, C, T, 0, seed=1)
     oof = out_of_fold(x, CFG)
-    assert oof.shape == (240,) and np.isfinite(oof).all()
+    assert oof.score.shape == (240,) and np.isfinite(oof.score).all()
+    assert oof.sensor_energy.shape == (240, C)
     # the fold models are first models on the other blocks, trained as a line's would be
     a, b = fold_bounds(240, 3)[1]
-    fold = train_student(fold_training(x, a, b), cfg=replace(CFG, calibration_folds=0))
-    np.testing.assert_allclose(oof[a:b], score(fold.detector, x[a:b]).score, rtol=1e-5)
+    fold = score(train_student(fold_training(x, a, b), cfg=replace(CFG, calibration_folds=0))
+                 .detector, x[a:b])
+    np.testing.assert_allclose(oof.score[a:b], fold.score, rtol=1e-5)
+    np.testing.assert_allclose(oof.sensor_energy[a:b], fold.sensor_energy, rtol=1e-4,
+                               atol=1e-6)
 
 
 def test_a_spike_in_one_block_scores_highest_out_of_fold() -> None:
@@ -68,17 +72,17 @@ def test_a_spike_in_one_block_scores_highest_out_of_fold() -> None:
     rows = (np.sin(t / 5 + np.arange(3)) + 0.1 * rng.standard_normal((400, 3))).astype(np.float32)
     rows[200, 1] += 8.0  # in the middle of the second of three blocks
     windows = np.stack([rows[s : s + 8] for s in range(400 - 8 + 1)])
-    s = out_of_fold(windows, replace(CFG, max_epochs=10))
+    s = out_of_fold(windows, replace(CFG, max_epochs=10)).score
     assert s.shape == (len(windows),) and np.isfinite(s).all()
     assert 193 <= int(np.argmax(s)) <= 200  # the windows that hold row 200
 
 
 def test_no_out_of_fold_scores_when_off_or_when_folds_would_train_on_too_little() -> None:
     x = make_windows(80, C, T, 0, seed=1)  # independent windows: nothing to purge
-    assert out_of_fold(x, replace(CFG, calibration_folds=0)).size == 0
-    assert out_of_fold(x, replace(CFG, calibration_folds=1)).size == 0
-    assert out_of_fold(x[:60], replace(CFG, calibration_folds=2)).size == 0  # 30 per fold
-    assert out_of_fold(x, replace(CFG, calibration_folds=2)).size == 80  # 40 per fold
+    assert len(out_of_fold(x, replace(CFG, calibration_folds=0))) == 0
+    assert len(out_of_fold(x, replace(CFG, calibration_folds=1))) == 0
+    assert len(out_of_fold(x[:60], replace(CFG, calibration_folds=2))) == 0  # 30 per fold
+    assert len(out_of_fold(x, replace(CFG, calibration_folds=2))) == 80  # 40 per fold
     with pytest.raises(ValueError, match="calibration_folds"):
         TrainConfig(calibration_folds=-1)
 
@@ -89,7 +93,7 @@ def test_only_first_models_get_out_of_fold_scores() -> None:
     teacher = calibrate_detector(first.detector, first.heldout, 0.01,
                                  out_of_fold=first.out_of_fold)
     student = train_student(make_windows(200, C, T, 0, seed=2), teacher, CFG)
-    assert student.out_of_fold.size == 0
+    assert len(student.out_of_fold) == 0
     with pytest.raises(ValueError, match="first model"):
         calibrate_detector(student.detector, student.heldout, 0.01, teacher=teacher,
                            out_of_fold=first.out_of_fold)
@@ -98,11 +102,11 @@ def test_only_first_models_get_out_of_fold_scores() -> None:
 def test_the_first_threshold_is_read_off_held_out_and_out_of_fold_scores_together() -> None:
     res = train_student(make_windows(200, C, T, 0, seed=1), cfg=CFG)
     det = calibrate_detector(res.detector, res.heldout, 0.01, out_of_fold=res.out_of_fold)
-    pooled = np.concatenate([score(res.detector, res.heldout).score, res.out_of_fold])
-    assert det.threshold == pytest.approx(calibrate(pooled, 0.01))
-    assert det.regime_thresholds == {0: pytest.approx(det.threshold)}
+    pooled = np.concatenate([score(res.detector, res.heldout).score, res.out_of_fold.score])
+    assert det.regime_thresholds == {0: pytest.approx(calibrate(pooled, 0.01))}
+    assert det.threshold >= det.regime_thresholds[0]  # the per-sensor term's factor >= 1
     plain = calibrate_detector(res.detector, res.heldout, 0.01)
-    assert math.isfinite(plain.threshold) and plain.threshold != det.threshold
+    assert math.isfinite(plain.threshold) and plain.regime_thresholds != det.regime_thresholds
 
 
 def _drifting_rows(n: int, seed: int) -> np.ndarray:
@@ -143,7 +147,8 @@ def test_replay_is_filtered_by_the_held_out_threshold_so_students_learn_alike() 
     res = train_student(make_windows(200, C, T, 0, seed=1), cfg=CFG)
     plain = calibrate_detector(res.detector, res.heldout, 0.01)
     wide = calibrate_detector(res.detector, res.heldout, 0.01, out_of_fold=res.out_of_fold)
-    assert wide.replay_threshold == plain.threshold < wide.threshold
+    assert wide.replay_threshold == plain.replay_threshold == plain.regime_thresholds[0]
+    assert plain.regime_thresholds[0] < wide.regime_thresholds[0]
     assert wide.fit_thresholds == plain.regime_thresholds
     fresh = make_windows(200, C, T, 1, seed=2)
     students = [train_student(fresh, teacher, CFG, new_regime=True) for teacher in (plain, wide)]
@@ -157,7 +162,7 @@ def test_replay_is_filtered_by_the_held_out_threshold_so_students_learn_alike() 
     back = from_bytes(to_bytes(dets[1]))
     assert (back.threshold, back.regime_thresholds) == (dets[1].threshold,
                                                         dets[1].regime_thresholds)
-    assert (back.replay_threshold, back.fit_thresholds) == (dets[0].threshold,
+    assert (back.replay_threshold, back.fit_thresholds) == (dets[0].replay_threshold,
                                                             dets[0].regime_thresholds)
 
 

@@ -14,7 +14,7 @@ def _rows(n: int, seed: int) -> np.ndarray:
         np.float32)
 
 
-def test_the_default_rule_is_the_threshold_the_service_serves() -> None:
+def test_the_default_rule_is_the_sums_threshold_the_service_calibrates() -> None:
     cfg = TrainConfig(seed=0, max_epochs=4)  # the threshold's path, not a converged model
     blocks, rows, served = first_model(_rows(400, 0), window=16, seed=0, cfg=cfg)
     assert len(blocks.folds) == 4
