@@ -94,7 +94,7 @@ def calibrate_detector(
     replay (Detector.replay_threshold).
 
     Beside the summed score, each sensor's own energy is judged against its regime's median
-    (`_sensor_term`): the sum dilutes a fault on one sensor among many.
+    (`_sensor_scale`): the sum dilutes a fault on one sensor among many.
     """
     s = score(det, heldout)
     fit = _thresholds(s.score, s.regime, far, method, teacher.fit_thresholds if teacher else {})
@@ -118,7 +118,7 @@ def calibrate_detector(
     if teacher is not None and teacher.sensor_scale is not None:
         # A student reads its limit off a few held-out windows; the limit of the model before,
         # read off real windows too (out-of-fold for a first model), stays as a floor, as each
-        # regime's threshold does (SKAB's far_old 0.000 -> 0.07-0.17 without it).
+        # regime's threshold does (SKAB's lifelong far_old 0.000 -> 0.157 without it).
         sensor_limit = max(sensor_limit, teacher.sensor_threshold)
     return det.with_threshold(threshold * both, regime_thresholds, fit=fit,
                               sensors=(scale, sensor_limit))
@@ -129,12 +129,12 @@ def _sensor_scale(energy: np.ndarray, regimes: np.ndarray, n_regimes: int,
     """Each regime's median energy per sensor [R, C] from the calibration windows routed to
     it, a regime with too few of them keeping the teacher's row (or, new, all windows').
 
-    The per-sensor term (bench/README.md, "A per-sensor term"): a window's largest sensor
-    energy over its median, one tail read off that maximum. Each sensor's own 1 % tail, read
-    off a few hundred overlapping windows, was too uncertain: TEP's false alarms 1.6 -> 10.7 %,
-    SKAB's 37 -> 61 %. Scaled by medians, a one-sensor step of 0.3 of its spread is caught on
-    96 % of windows instead of 52 % (8 sensors) and 70 % instead of 43 % (128), TEP's false
-    alarms fall from 2.3 to 0.8 % (6 seeds) and SKAB's F1 moves by 0.003."""
+    The per-sensor term (bench/README.md, "A per-sensor term beside the score"): a window's
+    largest sensor energy over its median, one tail read off that maximum. Each sensor's own
+    1 % tail, read off a few hundred overlapping windows, was too uncertain: TEP's false alarms
+    1.6 -> 10.7 %, SKAB's 37 -> 61 %. Scaled by medians, a one-sensor step of 0.3 of its
+    spread is caught on 96 % of windows instead of 52 % (8 sensors) and 70 % instead of 43 %
+    (128), TEP's false alarms fall from 2.3 to 0.8 % (6 seeds) and SKAB's F1 moves by 0.003."""
     c = energy.shape[1]
     scale = np.full((n_regimes, c), np.nan)
     if stored is not None:
