@@ -6,7 +6,7 @@ The service's score sums the residual energy over a window's C x T elements, so 
 sensor of many is diluted by the others' noise. Asked here: does each sensor's own energy
 (its reconstruction-based contribution, `Scores.sensor_energy`) against its own label-free
 threshold catch what the sum misses, without more false alarms? On the same models (a first
-model as the service trains it, and its K fold models for the out-of-fold calibration windows),
+model as the service trains it, with its K fold models' scores of the out-of-fold windows),
 all thresholds by `models.calibrate` at the service's 1 % target on held-out and out-of-fold
 windows, five statistics:
 
@@ -33,7 +33,6 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -51,7 +50,6 @@ from bench.data import (
 )
 from bench.detection import Confusion
 from models import Detector, TrainConfig, calibrate, score, train_student
-from models.splits import fold_bounds, fold_training
 from models.synthetic import inject_fault, make_windows
 
 FAR, WINDOW, WIDE_WINDOW = 0.01, 32, 64
@@ -64,17 +62,12 @@ Alarms = Callable[[np.ndarray], dict[str, np.ndarray]]
 def calibration_energies(windows: np.ndarray, seed: int, shape_only: tuple[int, ...] = ()
                          ) -> tuple[Detector, np.ndarray, np.ndarray]:
     """The first model, and the score [n] and sensor energies [n, C] of the windows it
-    calibrates on: its held-out block, and each fold's block by a model trained without it."""
-    cfg = TrainConfig(seed=seed)
-    res = train_student(windows, cfg=cfg, shape_only=shape_only)
-    parts = [score(res.detector, res.heldout)]
-    fold_cfg = replace(cfg, calibration_folds=0)
-    for a, b in fold_bounds(len(windows), cfg.calibration_folds):
-        fold = train_student(fold_training(windows, a, b), cfg=fold_cfg,
-                             shape_only=shape_only).detector
-        parts.append(score(fold, windows[a:b]))
-    return (res.detector, np.concatenate([p.score for p in parts]),
-            np.concatenate([p.sensor_energy for p in parts]))
+    calibrates on: its held-out block, and each fold's block by a model trained without it
+    (`TrainResult.out_of_fold`)."""
+    res = train_student(windows, cfg=TrainConfig(seed=seed), shape_only=shape_only)
+    held = score(res.detector, res.heldout)
+    return (res.detector, np.concatenate([held.score, res.out_of_fold.score]),
+            np.concatenate([held.sensor_energy, res.out_of_fold.sensor_energy]))
 
 
 def fit(windows: np.ndarray, seed: int, shape_only: tuple[int, ...] = ()) -> Alarms:
