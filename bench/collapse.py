@@ -24,7 +24,7 @@ from models.lifelong import TrainResult
 def _row(res: TrainResult, det: Detector, regime: object) -> str:
     b = res.best
     ratio = b["val_kl_fresh"] / b["val_kl_replay"]
-    _, auc = _judge(det, regime)  # type: ignore[arg-type]
+    _, auc, _ = _judge(det, regime)  # type: ignore[arg-type]
     return f"{b['val_loss']:.1f} | {ratio:.2f} | {auc:.3f}"
 
 
