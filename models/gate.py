@@ -46,6 +46,10 @@ def gate(
         "fit_student": float(np.mean(excess_nll(student, heldout))),
         "false_alarm_rate": float(np.mean(scored.anomalous(student.threshold))),
         "threshold": student.threshold,
+        # Each regime's own threshold (the alarm's is the largest, times the per-sensor factor):
+        # one regime far above the others, a buffer that strung several operating points
+        # together, raises the alarm for all (bench/README.md, lifelong section, session 20).
+        **{f"regime_threshold_{r}": t for r, t in sorted(student.regime_thresholds.items())},
     }
     reasons: list[str] = []
     if not (np.isfinite(s).all() and math.isfinite(student.threshold + m["fit_student"])):

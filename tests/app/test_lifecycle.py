@@ -214,6 +214,9 @@ def test_an_operator_adds_a_new_operating_point_as_a_regime(api: Api) -> None:
     assert job["new_regime"] is True
     version = models_of(api)[2]
     assert version["status"] == "active" and version["regimes"] == 2, version
+    # each regime's own threshold is shown; the alarm's is at least the largest of them
+    own = [version["metrics"][f"regime_threshold_{r}"] for r in (0, 1)]
+    assert version["threshold"] >= max(own) > 0 and "regime_threshold_2" not in version["metrics"]
     assert api.call("PUT", f"/v1/lines/{LINE}", json=cfg).status_code == 200  # vouching ends
 
     # This small model, 15 epochs on 4 x 16 windows, forgets a little of the old point (5-16 %
