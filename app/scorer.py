@@ -145,6 +145,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     scored: list[bool] = np.greater_equal(s.observed, ctx.settings.min_observed_fraction).tolist()
     held: list[list[bool]] = s.stuck.tolist()
     over: list[list[bool]] = s.over_limit.tolist()
+    anomalous: list[bool] = s.anomalous(threshold).tolist()
     results = []
     for i in range(len(x)):
         if not scored[i]:
@@ -155,7 +156,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         alarm = [ch for ch, flag in zip(line.channels, over[i], strict=True) if flag]
         results.append({"index": i, "status": "scored", "score": sc,
                         "score_ratio": sc / threshold,
-                        "anomaly": sc > threshold or bool(stuck) or bool(alarm),
+                        "anomaly": anomalous[i],
                         "regime": regimes[i],
                         "contributions": dict(zip(line.channels, shares[i], strict=True)),
                         "stuck_channels": stuck, "alarm_channels": alarm})

@@ -42,8 +42,7 @@ class TrainResult:
     cold_restart: bool = False  # the warm student collapsed and one from scratch replaced it
     # First models: each fresh window's score by a model trained without its block
     # (TrainConfig.calibration_folds), for the threshold; empty otherwise.
-    out_of_fold: OutOfFold = field(default_factory=lambda: OutOfFold(np.zeros(0),
-                                                                      np.zeros((0, 0))))
+    out_of_fold: OutOfFold = field(default_factory=lambda: OutOfFold.empty(0))
     masked_outliers: int = 0  # fresh values taken for sensor sentinels, trained as missing
 
     @property
@@ -175,7 +174,7 @@ def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ..
     bounds = fold_bounds(len(windows), k) if k >= 2 else []
     parts = [fold_training(windows, a, b) for a, b in bounds]
     if not parts or min(len(p) for p in parts) < _MIN_FOLD_WINDOWS:
-        return OutOfFold(np.zeros(0), np.zeros((0, windows.shape[2])))
+        return OutOfFold.empty(windows.shape[2])
     fold_cfg = replace(cfg, calibration_folds=0)
     # _student, not train_student: the windows' gross outliers are masked already
     scores = [score(_student(train, None, fold_cfg, False, None, shape_only).detector,

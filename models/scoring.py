@@ -65,6 +65,11 @@ class OutOfFold:
     def __len__(self) -> int:
         return len(self.score)
 
+    @classmethod
+    def empty(cls, channels: int) -> OutOfFold:
+        """No out-of-fold windows: a student, or calibration folds off."""
+        return cls(np.zeros(0), np.zeros((0, channels)))
+
 
 def _gap_rescale(mask: torch.Tensor) -> torch.Tensor:
     """mask [N, C, T] -> [N]: C x T over the observed weight, so that a window with gaps scores
