@@ -38,8 +38,9 @@ class Metrics:
             "lifeline_sensor_alarm_windows",
             "Windows in which a channel's own residual passed its limit", ["line", "channel"],
             registry=registry)
-        self.score_ratio = Histogram("lifeline_score_ratio", "Window score / threshold",
-                                     ["line"], buckets=_RATIO_BUCKETS, registry=registry)
+        self.score_ratio = Histogram(
+            "lifeline_score_ratio", "Window score / its regime's threshold", ["line"],
+            buckets=_RATIO_BUCKETS, registry=registry)
         self.request_latency = Histogram(
             "lifeline_scoring_request_duration_seconds", "Scoring request latency", ["line"],
             buckets=_LATENCY_BUCKETS, registry=registry)

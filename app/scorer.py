@@ -131,7 +131,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         observed = 1.0 - np.isnan(x).mean(axis=(1, 2))
         return None, None, [_unscored(i, "warming_up" if o >= ctx.settings.min_observed_fraction
                                       else "insufficient_data") for i, o in enumerate(observed)]
-    vid, version, threshold = session.execute(select(
+    vid, version, threshold = session.execute(select(  # threshold: the regimes' largest
         ModelVersion.id, ModelVersion.version, ModelVersion.threshold).where(
         ModelVersion.line_id == line.id, ModelVersion.version == line.active_version)).one()
     det = ctx.cache.get(vid, lambda: models.from_bytes(session.scalars(
@@ -141,11 +141,12 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     # a 256-window request (7 % of the server's CPU in a py-spy profile), these 0.7 ms.
     shares: list[list[float]] = np.round(s.contributions.astype(np.float64), 6).tolist()
     scores: list[float] = s.score.tolist()
+    limits: list[float] = s.limit.tolist()
     regimes: list[int] = s.regime.tolist()
     scored: list[bool] = np.greater_equal(s.observed, ctx.settings.min_observed_fraction).tolist()
     held: list[list[bool]] = s.stuck.tolist()
     over: list[list[bool]] = s.over_limit.tolist()
-    anomalous: list[bool] = s.anomalous(threshold).tolist()
+    anomalous: list[bool] = s.anomalous().tolist()
     results = []
     for i in range(len(x)):
         if not scored[i]:
@@ -155,9 +156,9 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         stuck = [ch for ch, flag in zip(line.channels, held[i], strict=True) if flag]
         alarm = [ch for ch, flag in zip(line.channels, over[i], strict=True) if flag]
         results.append({"index": i, "status": "scored", "score": sc,
-                        "score_ratio": sc / threshold,
+                        "score_ratio": sc / limits[i],
                         "anomaly": anomalous[i],
-                        "regime": regimes[i],
+                        "regime": regimes[i], "threshold": limits[i],
                         "contributions": dict(zip(line.channels, shares[i], strict=True)),
                         "stuck_channels": stuck, "alarm_channels": alarm})
     return version, threshold, results
@@ -165,8 +166,8 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
 
 def _unscored(index: int, status: str) -> dict[str, Any]:
     return {"index": index, "status": status, "score": None, "score_ratio": None,
-            "anomaly": None, "regime": None, "contributions": None, "stuck_channels": None,
-            "alarm_channels": None}
+            "anomaly": None, "regime": None, "threshold": None, "contributions": None,
+            "stuck_channels": None, "alarm_channels": None}
 
 
 def _writes_needed(line: Line, batch: Batch, results: list[dict[str, Any]]) -> bool:

@@ -103,12 +103,12 @@ def _judge(det: Detector, regime: Regime) -> tuple[float, float, float]:
     """False alarms, AUROC and the share of faulty windows flagged at the threshold (what a
     wider threshold costs, which the AUROC does not show)."""
     normal = score(det, regime.normal)
-    far = float(np.mean(normal.anomalous(det.threshold)))
+    far = float(np.mean(normal.anomalous()))
     if regime.anomalous is None:
         return far, float("nan"), float("nan")
     faulty = score(det, regime.anomalous)
     return (far, auroc(normal.score, faulty.score),
-            float(np.mean(faulty.anomalous(det.threshold))))
+            float(np.mean(faulty.anomalous())))
 
 
 def run(data: str, seeds: int, epochs: int, reverse: bool = False,

@@ -37,9 +37,9 @@ def judged(train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, float]:
     normal = score(det, test)
     held = [score(det, hold_channel(test, c)) for c in range(test.shape[2])]
     return {"normal_score": float(np.mean(normal.score > det.threshold)),
-            "normal_service": float(np.mean(normal.anomalous(det.threshold))),
+            "normal_service": float(np.mean(normal.anomalous())),
             "held_score": float(np.mean([np.mean(s.score > det.threshold) for s in held])),
-            "held_service": float(np.mean([np.mean(s.anomalous(det.threshold))
+            "held_service": float(np.mean([np.mean(s.anomalous())
                                            for s in held])),
             "held_score_worst_channel": float(min(np.mean(s.score > det.threshold)
                                                   for s in held))}

@@ -36,7 +36,7 @@ def _windows(rows: np.ndarray) -> np.ndarray:
 
 
 def _far(det: Detector, normal: np.ndarray) -> float:
-    return float(np.mean(score(det, normal).anomalous(det.threshold)))
+    return float(np.mean(score(det, normal).anomalous()))
 
 
 def run(policy: str, seed: int, rows: np.ndarray, shape_only: tuple[int, ...] = ()
@@ -53,7 +53,7 @@ def run(policy: str, seed: int, rows: np.ndarray, shape_only: tuple[int, ...] = 
     for k in range(1, len(part) - 1):
         chunk = part[k]
         if policy == "filtered":
-            chunk = chunk[~score(det, chunk).anomalous(det.threshold)]
+            chunk = chunk[~score(det, chunk).anomalous()]
         if len(chunk) >= MIN_WINDOWS:
             res = train_student(chunk, det, cfg, new_regime=policy == "vouched, new regime")
             det = calibrate_detector(res.detector, res.heldout, FAR, teacher=det)

@@ -63,7 +63,7 @@ def line(channels: int, gaps: str, windows: int) -> dict[str, float]:
     axes = det.bank.axes
     rotated = 0 if axes is None else int((~np.isclose(axes[0], np.eye(channels))).any(1).sum())
     return {"train_s": train_s, "epochs": float(out.metrics["epochs"]), "wps": BATCH / best,
-            "far": float(np.mean(normal.anomalous(det.threshold))),
+            "far": float(np.mean(normal.anomalous())),
             "rotated": float(rotated),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -39,6 +39,7 @@ class Scores:
     stuck: np.ndarray  # [N, C] bool: channels holding one reading (models/stuck.py)
     # [N, C] bool: sensors whose energy passed their own limit (Detector.sensor_scale)
     over_limit: np.ndarray
+    limit: np.ndarray  # [N] the alarm threshold of each window's regime (Detector.limits)
 
     @property
     def contributions(self) -> np.ndarray:
@@ -47,11 +48,16 @@ class Scores:
         safe = np.where(totals > 0, totals, 1.0)
         return np.where(totals > 0, self.sensor_energy / safe, 1.0 / self.sensor_energy.shape[1])
 
-    def anomalous(self, threshold: float) -> np.ndarray:
-        """[N] bool: the score above `threshold`, a sensor past its own limit, which a wide
-        line's sum dilutes (models/calibration.py), or a stuck channel, which the score cannot
-        see (models/stuck.py)."""
-        return (self.score > threshold) | self.over_limit.any(axis=1) | self.stuck.any(axis=1)
+    @property
+    def ratio(self) -> np.ndarray:
+        """[N] score over its regime's alarm threshold: > 1 alarms, comparable across regimes."""
+        return self.score / self.limit
+
+    def anomalous(self) -> np.ndarray:
+        """[N] bool: the score above its regime's alarm threshold, a sensor past its own limit,
+        which a wide line's sum dilutes (models/calibration.py), or a stuck channel, which the
+        score cannot see (models/stuck.py)."""
+        return (self.score > self.limit) | self.over_limit.any(axis=1) | self.stuck.any(axis=1)
 
 
 @dataclass(frozen=True)
@@ -194,10 +200,10 @@ def score(det: Detector, windows: np.ndarray, batch_size: int = 1024) -> Scores:
     if not parts:
         c = det.channels
         return Scores(np.zeros(0), np.zeros((0, c)), np.zeros(0, dtype=np.int64), np.zeros(0),
-                      np.zeros((0, c), dtype=bool), np.zeros((0, c), dtype=bool))
+                      np.zeros((0, c), dtype=bool), np.zeros((0, c), dtype=bool), np.zeros(0))
     total, channel, routed, observed, stuck = (
         torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
     over = (np.zeros_like(stuck) if det.sensor_scale is None
             else channel > det.sensor_threshold * det.sensor_scale[routed])
     return Scores(total.astype(np.float64), channel, routed.astype(np.int64), observed, stuck,
-                  over)
+                  over, det.limits(routed))

@@ -46,6 +46,9 @@ def to_bytes(det: Detector) -> bytes:
         # Read by this release only; an older one judges the summed score alone, against a
         # threshold this term raised a little (calibrate_detector).
         "sensor_threshold": det.sensor_threshold,
+        # Read by this release only; an older one judges every regime against `threshold`,
+        # the largest of these.
+        "alarm_thresholds": {str(k): v for k, v in det.alarm_thresholds.items()},
     }
     state = {k: v.detach().cpu() for k, v in det.vae.state_dict().items()}
     buf = io.BytesIO()
@@ -91,4 +94,6 @@ def from_bytes(data: bytes, device: str = "cpu") -> Detector:
         # Artifacts written before session 19 have no per-sensor term: the sum alone alarms.
         sensor_scale=blob["sensor_scale"].cpu().numpy() if "sensor_scale" in blob else None,
         sensor_threshold=float(meta.get("sensor_threshold", math.inf)),
+        # Artifacts written before session 21 judge every regime against `threshold`.
+        alarm_thresholds={int(k): float(v) for k, v in meta.get("alarm_thresholds", {}).items()},
     )

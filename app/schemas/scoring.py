@@ -39,6 +39,9 @@ class WindowResult(BaseModel):
     score_ratio: float | None = None
     anomaly: bool | None = None
     regime: int | None = None
+    # An extension of the contract: the alarm threshold of this window's regime, which
+    # score_ratio divides by; the response's `threshold` is the largest of the regimes'.
+    threshold: float | None = None
     contributions: dict[str, float] | None = None
     # An extension of the contract: channels holding one reading through the window (a frozen
     # sensor), which make the window anomalous whatever its score (models/stuck.py).

@@ -53,12 +53,12 @@ def test_the_term_is_calibrated_as_defined(first: First) -> None:
 def test_a_small_step_on_one_sensor_of_many_passes_its_own_limit(first: First) -> None:
     _, det = first
     normal = score(det, make_windows(1000, C, T, 0, seed=2))
-    assert normal.anomalous(det.threshold).mean() < 0.03
+    assert normal.anomalous().mean() < 0.03
     caught_sum, caught = [], []
     for channel in (0, 12):
         s = score(det, inject_fault(make_windows(200, C, T, 0, seed=3 + channel), channel, 0.3))
         caught_sum.append(np.mean(s.score > det.threshold))
-        caught.append(np.mean(s.anomalous(det.threshold)))
+        caught.append(np.mean(s.anomalous()))
         named = s.over_limit[s.over_limit.any(axis=1)]
         assert named[:, channel].mean() > 0.9  # it is the faulted sensor that passes
     assert np.mean(caught) > np.mean(caught_sum) + 0.2, (caught_sum, caught)
@@ -97,5 +97,5 @@ def test_the_term_travels_with_the_artifact_and_older_ones_load_without_it(first
     assert old.sensor_scale is None and math.isinf(old.sensor_threshold)
     s = score(old, probe)
     assert not s.over_limit.any()
-    np.testing.assert_array_equal(s.anomalous(old.threshold),
+    np.testing.assert_array_equal(s.anomalous(),
                                   (s.score > old.threshold) | s.stuck.any(axis=1))
