@@ -56,7 +56,8 @@ def run(policy: str, seed: int, rows: np.ndarray, shape_only: tuple[int, ...] = 
             chunk = chunk[~score(det, chunk).anomalous()]
         if len(chunk) >= MIN_WINDOWS:
             res = train_student(chunk, det, cfg, new_regime=policy == "vouched, new regime")
-            det = calibrate_detector(res.detector, res.heldout, FAR, teacher=det)
+            det = calibrate_detector(res.detector, res.heldout, FAR, teacher=det,
+                                     out_of_fold=res.out_of_fold)
         nxt.append(_far(det, part[k + 1]))
         end.append(_far(det, test))
         used.append(len(chunk))

@@ -96,10 +96,10 @@ def calibrate_detector(
     the others' and 12 % of old regimes' faults, none of the newest's, were flagged
     (bench/README.md, lifelong section, sessions 20-21).
 
-    `out_of_fold`: a first model's scores of its training windows by models that did not see
-    them (TrainResult.out_of_fold), calibrated on together with the held-out windows for the
-    alarm threshold; the held-out windows alone keep setting the fit threshold that filters
-    replay (Detector.replay_threshold).
+    `out_of_fold`: the scores of a first model's or a new regime's training windows by models
+    that did not see them (TrainResult.out_of_fold), calibrated on together with the held-out
+    windows for the alarm thresholds; the held-out windows alone keep setting the fit threshold
+    that filters replay (Detector.replay_threshold).
 
     Beside the summed score, each sensor's own energy is judged against its regime's median
     (`_sensor_scale`): the sum dilutes a fault on one sensor among many.
@@ -111,10 +111,10 @@ def calibrate_detector(
     fit = max(fit_all, *fit_regimes.values()), fit_regimes
     scores, regimes, energy = s.score, s.regime, s.sensor_energy
     if out_of_fold is not None and len(out_of_fold):
-        if det.regimes != 1 or teacher is not None:
-            raise ValueError("out-of-fold scores calibrate a line's first model only")
+        if det.regimes != (teacher.regimes + 1 if teacher is not None else 1):
+            raise ValueError("out-of-fold scores calibrate a first model or a new regime only")
         scores = np.concatenate([scores, out_of_fold.score])
-        regimes = np.concatenate([regimes, np.zeros(len(out_of_fold), dtype=regimes.dtype)])
+        regimes = np.concatenate([regimes, out_of_fold.regime])
         energy = np.concatenate([energy, out_of_fold.sensor_energy])
     stored = dict(teacher.regime_thresholds) if teacher is not None else {}
     pooled, regime_thresholds = _thresholds(scores, regimes, far, method, stored)

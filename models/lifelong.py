@@ -40,8 +40,8 @@ class TrainResult:
     heldout: np.ndarray  # raw held-out fresh windows [n, T, C], for calibration and the gate
     history: list[dict[str, float]]
     cold_restart: bool = False  # the warm student collapsed and one from scratch replaced it
-    # First models: each fresh window's score by a model trained without its block
-    # (TrainConfig.calibration_folds), for the threshold; empty otherwise.
+    # First models and new regimes: each fresh window's score by a model trained without its
+    # block (TrainConfig.calibration_folds), for the threshold; empty otherwise.
     out_of_fold: OutOfFold = field(default_factory=lambda: OutOfFold.empty(0))
     masked_outliers: int = 0  # fresh values taken for sensor sentinels, trained as missing
 
@@ -115,6 +115,16 @@ def train_student(
 
 def _student(fresh: np.ndarray, teacher: Detector | None, cfg: TrainConfig, new_regime: bool,
              callback: ProgressCallback | None, shape_only: tuple[int, ...]) -> TrainResult:
+    """The trained student and, where its data are a regime no model saw before (a first
+    model, a new regime), their out-of-fold scores for its threshold."""
+    res = _fit(fresh, teacher, cfg, new_regime, callback, shape_only)
+    if teacher is None or new_regime:
+        res = replace(res, out_of_fold=out_of_fold(fresh, cfg, shape_only, teacher))
+    return res
+
+
+def _fit(fresh: np.ndarray, teacher: Detector | None, cfg: TrainConfig, new_regime: bool,
+         callback: ProgressCallback | None, shape_only: tuple[int, ...]) -> TrainResult:
     torch.manual_seed(cfg.seed)
     if teacher is not None and shape_only and tuple(shape_only) != teacher.bank.shape_only:
         raise ValueError(f"shape-only channels {list(shape_only)} differ from the teacher's "
@@ -130,10 +140,7 @@ def _student(fresh: np.ndarray, teacher: Detector | None, cfg: TrainConfig, new_
     if teacher is not None and cfg.uses_replay:
         replay = Replayer(frozen_copy(teacher.vae, cfg.device), teacher.replay_threshold,
                           cfg.replay_noise)
-    if teacher is None:
-        res = _train(WindowVAE(vcfg).to(cfg.device), replay, bank, fresh, cfg, callback)
-        return replace(res, out_of_fold=out_of_fold(fresh, cfg, tuple(shape_only)))
-    if not cfg.warm_start:
+    if teacher is None or not cfg.warm_start:
         return _train(WindowVAE(vcfg).to(cfg.device), replay, bank, fresh, cfg, callback)
     warm = shrink_perturb(fork(teacher.vae, vcfg).to(cfg.device), cfg.warm_shrink)
     res = _train(warm, replay, bank, fresh, cfg, callback)
@@ -158,29 +165,32 @@ def _bank_rows(fresh: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     return fresh[holdout_split(fresh, cfg.val_fraction, purge=cfg.purge)[0]]
 
 
-def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ...] = ()
-                ) -> OutOfFold:
-    """Score [N] and sensor energies [N, C] of each window by a first model trained without
-    its block of the buffer
-    (blocked K-fold, K = cfg.calibration_folds, neighbours that share rows left out); empty
-    when K < 2 or a fold would train on fewer than _MIN_FOLD_WINDOWS.
+def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ...] = (),
+                teacher: Detector | None = None) -> OutOfFold:
+    """Score [N], sensor energies [N, C] and routed regime [N] of each window by a model
+    trained without its block of the buffer: a first model, or with `teacher` a student that
+    adds the windows as a new regime (blocked K-fold, K = cfg.calibration_folds, neighbours
+    that share rows left out); empty when K < 2 or a fold would train on fewer than
+    _MIN_FOLD_WINDOWS.
 
     A first model sees a few hundred windows of one stretch of the process and then judges the
     next. Its held-out block is one short piece of that stretch, and a threshold read off it
     alone sat far too low on the real data (false alarms TEP 31.9 %, SKAB 76 % at a 1 % target);
     out-of-fold scores show the threshold how the model generalises across the whole stretch.
-    The fold models are thrown away: the served model is the one trained on every window."""
+    A new regime is the same case: its threshold is its own (models/calibration.py), read off
+    windows of a stretch no model saw before. The fold models are thrown away: the served
+    model is the one trained on every window."""
     k = cfg.calibration_folds
     bounds = fold_bounds(len(windows), k) if k >= 2 else []
     parts = [fold_training(windows, a, b) for a, b in bounds]
     if not parts or min(len(p) for p in parts) < _MIN_FOLD_WINDOWS:
         return OutOfFold.empty(windows.shape[2])
     fold_cfg = replace(cfg, calibration_folds=0)
-    # _student, not train_student: the windows' gross outliers are masked already
-    scores = [score(_student(train, None, fold_cfg, False, None, shape_only).detector,
-                    windows[a:b]) for (a, b), train in zip(bounds, parts, strict=True)]
-    return OutOfFold(np.concatenate([s.score for s in scores]),
-                     np.concatenate([s.sensor_energy for s in scores]))
+    # _fit, not train_student: the windows' gross outliers are masked already
+    scores = [score(_fit(train, teacher, fold_cfg, teacher is not None, None, shape_only)
+                    .detector, windows[a:b]) for (a, b), train in zip(bounds, parts, strict=True)]
+    return OutOfFold(*(np.concatenate([getattr(s, f) for s in scores])
+                       for f in ("score", "sensor_energy", "regime")))
 
 
 def train_joint(

@@ -62,11 +62,12 @@ class Scores:
 
 @dataclass(frozen=True)
 class OutOfFold:
-    """A first model's training windows scored by fold models that did not see them
-    (lifelong.out_of_fold), for its calibration."""
+    """The training windows of a first model or a new regime scored by fold models that did
+    not see them (lifelong.out_of_fold), for its calibration."""
 
     score: np.ndarray  # [n]
     sensor_energy: np.ndarray  # [n, C]
+    regime: np.ndarray  # [n] int, routed by the fold model
 
     def __len__(self) -> int:
         return len(self.score)
@@ -74,7 +75,7 @@ class OutOfFold:
     @classmethod
     def empty(cls, channels: int) -> OutOfFold:
         """No out-of-fold windows: a student, or calibration folds off."""
-        return cls(np.zeros(0), np.zeros((0, channels)))
+        return cls(np.zeros(0), np.zeros((0, channels)), np.zeros(0, dtype=np.int64))
 
 
 def _gap_rescale(mask: torch.Tensor) -> torch.Tensor:

@@ -215,6 +215,8 @@ def test_an_operator_adds_a_new_operating_point_as_a_regime(api: Api) -> None:
     assert job["new_regime"] is True
     version = models_of(api)[2]
     assert version["status"] == "active" and version["regimes"] == 2, version
+    # the new regime's threshold also read off scores by models trained without each window
+    assert version["metrics"]["out_of_fold_windows"] == 320
     # each regime's alarm threshold is shown; the version's is the largest of them
     own = [version["metrics"][f"regime_threshold_{r}"] for r in (0, 1)]
     assert version["threshold"] == max(own) and min(own) > 0

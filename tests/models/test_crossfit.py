@@ -87,16 +87,26 @@ def test_no_out_of_fold_scores_when_off_or_when_folds_would_train_on_too_little(
         TrainConfig(calibration_folds=-1)
 
 
-def test_only_first_models_get_out_of_fold_scores() -> None:
+def test_first_models_and_new_regimes_get_out_of_fold_scores() -> None:
     first = train_student(make_windows(200, C, T, 0, seed=1), cfg=CFG)
-    assert len(first.out_of_fold) == 200
+    assert len(first.out_of_fold) == 200 and (first.out_of_fold.regime == 0).all()
     teacher = calibrate_detector(first.detector, first.heldout, 0.01,
                                  out_of_fold=first.out_of_fold)
     student = train_student(make_windows(200, C, T, 0, seed=2), teacher, CFG)
-    assert len(student.out_of_fold) == 0
-    with pytest.raises(ValueError, match="first model"):
+    assert len(student.out_of_fold) == 0  # a known regime: its threshold is read off anew
+    with pytest.raises(ValueError, match="first model or a new regime"):
         calibrate_detector(student.detector, student.heldout, 0.01, teacher=teacher,
                            out_of_fold=first.out_of_fold)
+    grown = train_student(make_windows(200, C, T, 1, seed=3), teacher, CFG, new_regime=True)
+    oof = grown.out_of_fold
+    assert len(oof) == 200 and np.mean(oof.regime == 1) > 0.95
+    det = calibrate_detector(grown.detector, grown.heldout, 0.01, teacher=teacher,
+                             out_of_fold=oof)
+    held = score(grown.detector, grown.heldout)
+    assert (held.regime == 1).all()
+    pooled = np.concatenate([held.score, oof.score[oof.regime == 1]])
+    assert det.regime_thresholds[1] == pytest.approx(calibrate(pooled, 0.01))
+    assert det.regime_thresholds[0] == teacher.regime_thresholds[0]  # kept: no window of it
 
 
 def test_the_first_threshold_is_read_off_held_out_and_out_of_fold_scores_together() -> None:
