@@ -70,7 +70,7 @@ class StateCollector(Collector):
         g = {name: GaugeMetricFamily(name, doc, labels=["line"]) for name, doc in [
             ("lifeline_active_model_version", "Version serving the line"),
             ("lifeline_active_model_regimes", "Operating regimes the active model knows"),
-            ("lifeline_active_model_threshold", "Score threshold of the active model"),
+            ("lifeline_active_model_threshold", "Largest of the active model's regime thresholds"),
             ("lifeline_gate_retention_ratio", "Active model's replay score / its teacher's"),
             ("lifeline_gate_replay_fidelity", "Share of teacher replay its teacher finds normal"),
             ("lifeline_gate_false_alarm_ratio", "False-alarm rate on held-out windows at gate"),
