@@ -142,6 +142,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     shares: list[list[float]] = np.round(s.contributions.astype(np.float64), 6).tolist()
     scores: list[float] = s.score.tolist()
     limits: list[float] = s.limit.tolist()
+    ratios: list[float] = s.ratio.tolist()
     regimes: list[int] = s.regime.tolist()
     scored: list[bool] = np.greater_equal(s.observed, ctx.settings.min_observed_fraction).tolist()
     held: list[list[bool]] = s.stuck.tolist()
@@ -156,7 +157,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         stuck = [ch for ch, flag in zip(line.channels, held[i], strict=True) if flag]
         alarm = [ch for ch, flag in zip(line.channels, over[i], strict=True) if flag]
         results.append({"index": i, "status": "scored", "score": sc,
-                        "score_ratio": sc / limits[i],
+                        "score_ratio": ratios[i],
                         "anomaly": anomalous[i],
                         "regime": regimes[i], "threshold": limits[i],
                         "contributions": dict(zip(line.channels, shares[i], strict=True)),

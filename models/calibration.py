@@ -129,8 +129,9 @@ def calibrate_detector(
     sensor_limit = limit * both
     if teacher is not None and teacher.sensor_scale is not None:
         # A student reads its limit off a few held-out windows; the limit of the model before,
-        # read off real windows too (out-of-fold for a first model), stays as a floor, as each
-        # regime's threshold does (SKAB's lifelong far_old 0.000 -> 0.157 without it).
+        # read off real windows too (out-of-fold for a first model or a new regime), stays as a
+        # floor, as each regime's threshold does (SKAB's lifelong far_old 0.000 -> 0.157
+        # without it).
         sensor_limit = max(sensor_limit, teacher.sensor_threshold)
     alarms = {r: float(t * both) for r, t in enumerate(own)}
     return det.with_threshold(max(alarms.values()), regime_thresholds, fit=fit,

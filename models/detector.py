@@ -22,16 +22,13 @@ class Detector:
     # Each regime's threshold from real held-out windows when it was last trained on real data.
     # Replay scores run low, so these are never recomputed from replay (design note).
     regime_thresholds: dict[int, float] = field(default_factory=dict)
-    # The alarm threshold a window routed to each regime is judged against: its own threshold
-    # above, raised by the per-sensor term's factor (models/calibration.py). Empty (written
-    # before session 21): every regime is judged against `threshold`, the largest.
-    alarm_thresholds: dict[int, float] = field(default_factory=dict)
     # The same from held-out windows alone: what the model calls normal among windows like
     # those it was fitted on; replay drawn from this model keeps windows scoring at or below
     # replay_threshold. They differ from the above only where out-of-fold scores raised a first
-    # model's threshold (lifelong.out_of_fold): that widens the alarm's tolerance for unseen
-    # stretches of the process, but as the filter it let the teacher's off-manifold samples
-    # into replay (SKAB: old regimes' AUROC 0.806 -> 0.788, bench/README.md).
+    # model's or a new regime's threshold (lifelong.out_of_fold): that widens the alarm's
+    # tolerance for unseen stretches of the process, but as the filter it let the teacher's
+    # off-manifold samples into replay (SKAB: old regimes' AUROC 0.806 -> 0.788,
+    # bench/README.md).
     replay_threshold: float = math.inf
     fit_thresholds: dict[int, float] = field(default_factory=dict)
     # The per-sensor term beside the summed score (models/calibration.py): each regime's median
@@ -39,6 +36,10 @@ class Detector:
     # energy over that median. None: no per-sensor alarm (uncalibrated, or written before it).
     sensor_scale: np.ndarray | None = None
     sensor_threshold: float = math.inf
+    # The alarm threshold a window routed to each regime is judged against: its regime
+    # threshold raised by the per-sensor term's factor (models/calibration.py). Empty (written
+    # before session 21): every regime is judged against `threshold`, the largest.
+    alarm_thresholds: dict[int, float] = field(default_factory=dict)
 
     @property
     def regimes(self) -> int:
