@@ -60,6 +60,9 @@ def _as_dt(value: datetime | str | None) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+_REGIME_THRESHOLD = "lifeline_active_model_regime_threshold"
+
+
 class StateCollector(Collector):
     """Gauges derived from the database at scrape."""
 
@@ -82,6 +85,9 @@ class StateCollector(Collector):
              "The line's target false-alarm rate, to compare the live alarm rate with"),
             ("lifeline_last_successful_retrain_timestamp_seconds", "Unix time of last success"),
         ]}
+        g[_REGIME_THRESHOLD] = GaugeMetricFamily(
+            _REGIME_THRESHOLD, "Alarm threshold of each regime of the active model, which the "
+            "regime's windows are judged against", labels=["line", "regime"])
         with self.sessions() as s:
             self._fill(s, g)
         yield from g.values()
@@ -113,6 +119,9 @@ class StateCollector(Collector):
             g["lifeline_active_model_version"].add_metric([line.id], v.version)
             g["lifeline_active_model_regimes"].add_metric([line.id], v.regimes)
             g["lifeline_active_model_threshold"].add_metric([line.id], v.threshold)
+            for r in range(v.regimes):
+                if (t := v.metrics.get(f"regime_threshold_{r}")) is not None:
+                    g[_REGIME_THRESHOLD].add_metric([line.id, str(r)], float(t))
             for key, name in [("retention", "lifeline_gate_retention_ratio"),
                               ("replay_fidelity", "lifeline_gate_replay_fidelity"),
                               ("false_alarm_rate", "lifeline_gate_false_alarm_ratio")]:

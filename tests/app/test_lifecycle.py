@@ -221,6 +221,10 @@ def test_an_operator_adds_a_new_operating_point_as_a_regime(api: Api) -> None:
     own = [version["metrics"][f"regime_threshold_{r}"] for r in (0, 1)]
     assert version["threshold"] == max(own) and min(own) > 0
     assert "regime_threshold_2" not in version["metrics"]
+    scrape = api.client.get("/metrics").text
+    for r in (0, 1):  # and on the dashboard
+        assert (f'lifeline_active_model_regime_threshold{{line="{LINE}",regime="{r}"}} '
+                f'{own[r]!r}') in scrape
     assert api.call("PUT", f"/v1/lines/{LINE}", json=cfg).status_code == 200  # vouching ends
 
     # This small model, 15 epochs on 4 x 16 windows, forgets a little of the old point (5-16 %
