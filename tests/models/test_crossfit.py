@@ -187,3 +187,28 @@ def test_an_artifact_of_an_earlier_release_filters_replay_by_its_alarm_threshold
     torch.save({**blob, "meta": json.dumps(meta)}, buf)
     old = from_bytes(buf.getvalue())
     assert (old.threshold, old.replay_threshold, old.fit_thresholds) == (9.5, 9.5, {0: 9.5})
+
+
+def test_out_of_fold_scores_keep_a_new_regime_quiet_on_the_next_stretch_of_a_drift() -> None:
+    """The same for a regime added to a serving model: its threshold is its own, and read off
+    its held-out block alone it sits inside the stretch the student saw."""
+    def sliding(x: np.ndarray) -> np.ndarray:
+        return np.stack([x[s : s + T] for s in range(len(x) - T + 1)])
+
+    held_far, oof_far = [], []
+    for seed in range(3):
+        cfg = replace(CFG, max_epochs=10, seed=seed)
+        first = train_student(sliding(_drifting_rows(400, 100 + seed)), cfg=cfg)
+        teacher = calibrate_detector(first.detector, first.heldout, 0.01,
+                                     out_of_fold=first.out_of_fold)
+        rows = _drifting_rows(900, seed) + np.float32(6.0)  # another operating point
+        grown = train_student(sliding(rows[:400]), teacher, cfg, new_regime=True)
+        later = sliding(rows[400:])
+        for far, oof in ((held_far, None), (oof_far, grown.out_of_fold)):
+            det = calibrate_detector(grown.detector, grown.heldout, 0.01, teacher=teacher,
+                                     out_of_fold=oof)
+            s = score(det, later)
+            assert np.mean(s.regime == 1) > 0.95
+            far.append(np.mean(s.anomalous()))
+    assert np.mean(held_far) > 0.05, held_far
+    assert np.mean(oof_far) < np.mean(held_far) / 5, (held_far, oof_far)
