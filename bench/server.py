@@ -56,7 +56,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
-        # its own process group, so that a training child it spawned goes with it (_stop)
+        # its own process group, so that a training child it spawned goes with it (__exit__)
         self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
