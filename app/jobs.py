@@ -91,6 +91,18 @@ def finish(session: Session, *, job_id: str, owner: str, status: str, **values: 
         raise LeaseLost(job_id)
 
 
+def requeue(session: Session, *, job_id: str, owner: str) -> None:
+    """Hand a job this process stopped back to the queue, its attempt not counted: the next
+    replica or restart to claim it starts it afresh. LeaseLost if it is no longer ours."""
+    res = session.execute(update(TrainingJob).where(
+        TrainingJob.id == job_id, TrainingJob.lease_owner == owner,
+        TrainingJob.status == "running").values(
+            status="queued", lease_owner=None, lease_expires_at=None, started_at=None,
+            attempts=TrainingJob.attempts - 1))
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        raise LeaseLost(job_id)
+
+
 def reap(session: Session, *, max_attempts: int) -> int:
     """Requeue running jobs whose lease expired (their owner died), or fail them after
     max_attempts. Returns how many were reaped."""

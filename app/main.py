@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -18,6 +16,7 @@ from app.api import anomalies, health, lines, scoring, training, versions
 from app.api.deps import Services
 from app.auth import ensure_bootstrap_key
 from app.body_limit import BodyLimit
+from app.compute import Compute
 from app.db import make_engine, make_sessionmaker
 from app.metrics import Metrics, StateCollector
 from app.model_cache import ModelCache
@@ -30,19 +29,12 @@ from models import reuse_freed_memory
 log = logging.getLogger("lifeline")
 
 
-def _compute_executor(settings: Settings) -> Executor:
-    if settings.train_executor == "process":
-        # spawn, not fork: a forked child would inherit torch's thread pools and DB sockets.
-        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    return ThreadPoolExecutor(1, thread_name_prefix="lifeline-train")
-
-
-def build_services(settings: Settings) -> tuple[Services, Executor]:
+def build_services(settings: Settings) -> tuple[Services, Compute]:
     sessions = make_sessionmaker(make_engine(settings.database_url))
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     registry.register(StateCollector(sessions))
-    compute = _compute_executor(settings)
+    compute = Compute(settings.train_executor)
     runner = JobRunner(sessions=sessions, settings=settings, compute=compute, metrics=metrics)
     scoring_ctx = ScoringContext(ModelCache(settings.model_cache_size), settings, metrics,
                                  np.random.default_rng())
@@ -70,8 +62,9 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         if settings.scheduler_enabled:
             svc.scheduler.start()
         yield
+        compute.interrupt()  # a running retrain stops at its next epoch and is requeued
         svc.scheduler.shutdown()
-        compute.shutdown(wait=False, cancel_futures=True)
+        compute.shutdown()
 
     app = FastAPI(title="Lifeline", version="1", lifespan=lifespan,
                   description="Lifelong-VAE anomaly detection for production lines")

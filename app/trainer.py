@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Executor, TimeoutError
+from concurrent.futures import TimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import models
 from app import buffer, jobs, registry
+from app.compute import Compute, Interrupted, stop_requested
 from app.db import utcnow
 from app.metrics import Metrics
 from app.settings import Settings
@@ -56,14 +57,17 @@ def train_version(
     shape_only: tuple[int, ...] = (), principal_axes: bool = True, calibration_folds: int,
 ) -> TrainOutcome:
     """Pure model work, picklable, so it can run in a spawned process. The artifact is always
-    saved from CPU tensors, so any replica can load it whatever device trained it."""
+    saved from CPU tensors, so any replica can load it whatever device trained it. Raises
+    Interrupted between epochs once the service is stopping (app/compute.py)."""
+    stop_requested()
     if threads is not None:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     teacher = models.from_bytes(teacher_artifact) if teacher_artifact else None
     cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device,
                              calibration_folds=calibration_folds, decorrelate=principal_axes)
-    res = models.train_student(fresh, teacher, cfg, new_regime=new_regime, shape_only=shape_only)
+    res = models.train_student(fresh, teacher, cfg, new_regime=new_regime, shape_only=shape_only,
+                               callback=stop_requested)
     det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher,
                                     out_of_fold=res.out_of_fold)
     report = models.gate(det, res.heldout, target_far, teacher=teacher, new_regime=new_regime)
@@ -85,7 +89,7 @@ class JobRunner:
     """Runs claimed jobs: waits on the compute executor while heartbeating the lease."""
 
     def __init__(self, *, sessions: sessionmaker[Session], settings: Settings,
-                 compute: Executor, metrics: Metrics) -> None:
+                 compute: Compute, metrics: Metrics) -> None:
         self.sessions, self.settings, self.compute, self.metrics = (
             sessions, settings, compute, metrics)
         self.owner = settings.instance_name
@@ -109,6 +113,10 @@ class JobRunner:
             result = self._register(job_id, line_id, outcome, ids)
         except jobs.LeaseLost:
             log.warning("job %s: lease lost, result discarded", job_id)
+            return
+        except Interrupted:
+            log.warning("job %s: stopped by the service's shutdown, back in the queue", job_id)
+            self._requeue(job_id)
             return
         except Exception as exc:  # a crash leaves the previous model serving, buffer intact
             log.exception("job %s failed", job_id)
@@ -158,6 +166,14 @@ class JobRunner:
                                  "history": out.history[-50:], "gate_reasons": out.reasons})
             s.commit()  # the version, the activation, the deletion and the job close together
         return status
+
+    def _requeue(self, job_id: str) -> None:
+        with self.sessions() as s:
+            try:
+                jobs.requeue(s, job_id=job_id, owner=self.owner)
+                s.commit()
+            except jobs.LeaseLost:
+                s.rollback()
 
     def _fail(self, job_id: str, error: str) -> None:
         with self.sessions() as s:

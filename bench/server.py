@@ -74,11 +74,12 @@ class Server:
         self.proc.terminate()
         try:
             self.proc.wait(10)
-        except subprocess.TimeoutExpired:  # a training child can hold it up
+        except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
-        # A retrain the server had started runs on in its spawned child, which outlived the
-        # server and took CPU from the next measurement (seen in session 21).
+        # Before session 22 a retrain's spawned child outlived the server and took CPU from
+        # the next measurement; the server now stops and joins it (app/compute.py), and this
+        # stays so that no bench run can leave one behind.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
 

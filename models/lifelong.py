@@ -103,8 +103,10 @@ def train_student(
     shape_only: tuple[int, ...] = (),
 ) -> TrainResult:
     """Fork a student from `teacher` (or start from scratch) and train it on fresh windows
-    [N, T, C] plus teacher replay, per `cfg.strategy`. When a collapsed warm student brings a
-    student from scratch (cfg.cold_margin), `callback` sees that run's epochs from 1 again.
+    [N, T, C] plus teacher replay, per `cfg.strategy`. `callback` sees every fit's epochs, each
+    from 1: a student from scratch after a collapsed warm one (cfg.cold_margin) and the fold
+    models of `out_of_fold`; an exception it raises stops the training and propagates, which is
+    how a caller cancels one between epochs.
     `shape_only` (channel indices, models/preprocessing.py) is set by a line's first model;
     students inherit their teacher's, since replay lives in the teacher's scaled space.
     Gross outliers (sensor sentinels, preprocessing.gross_outliers) train as missing values."""
@@ -119,7 +121,8 @@ def _student(fresh: np.ndarray, teacher: Detector | None, cfg: TrainConfig, new_
     model, a new regime), their out-of-fold scores for its threshold."""
     res = _fit(fresh, teacher, cfg, new_regime, callback, shape_only)
     if teacher is None or new_regime:
-        res = replace(res, out_of_fold=out_of_fold(fresh, cfg, shape_only, teacher))
+        res = replace(res, out_of_fold=out_of_fold(fresh, cfg, shape_only, teacher,
+                                                   callback=callback))
     return res
 
 
@@ -166,7 +169,8 @@ def _bank_rows(fresh: np.ndarray, cfg: TrainConfig) -> np.ndarray:
 
 
 def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ...] = (),
-                teacher: Detector | None = None) -> OutOfFold:
+                teacher: Detector | None = None, *,
+                callback: ProgressCallback | None = None) -> OutOfFold:
     """Score [N], sensor energies [N, C] and routed regime [N] of each window by a model
     trained without its block of the buffer: a first model, or with `teacher` a student that
     adds the windows as a new regime (blocked K-fold, K = cfg.calibration_folds, neighbours
@@ -187,7 +191,7 @@ def out_of_fold(windows: np.ndarray, cfg: TrainConfig, shape_only: tuple[int, ..
         return OutOfFold.empty(windows.shape[2])
     fold_cfg = replace(cfg, calibration_folds=0)
     # _fit, not train_student: the windows' gross outliers are masked already
-    scores = [score(_fit(train, teacher, fold_cfg, teacher is not None, None, shape_only)
+    scores = [score(_fit(train, teacher, fold_cfg, teacher is not None, callback, shape_only)
                     .detector, windows[a:b]) for (a, b), train in zip(bounds, parts, strict=True)]
     return OutOfFold(*(np.concatenate([getattr(s, f) for s in scores])
                        for f in ("score", "sensor_energy", "regime")))

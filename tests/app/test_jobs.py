@@ -129,6 +129,35 @@ def test_restart_marks_running_jobs_failed(db_url: str) -> None:
     assert job["status"] == "failed" and "restart" in job["error"]
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_a_shutdown_stops_a_running_retrain_and_requeues_it(db_url: str, executor: str) -> None:
+    """Stopping the service (a deploy, a restart) must not wait out a retrain, nor lose it:
+    the job goes back to the queue, its attempt not counted, and the next start runs it."""
+    if executor == "process" and "postgres" in db_url:
+        pytest.skip("the process executor is database-agnostic; once on SQLite is enough")
+    settings = settings_for(db_url, train_executor=executor, train_max_epochs=400)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, {})
+        _warm_line(api, "l")
+        api.tick()
+        api.call("POST", "/v1/lines/l/windows",
+                 json={"windows": windows_json(make_windows(300, 4, WINDOW, 0, seed=2))})
+        job_id = api.call("POST", "/v1/lines/l/retrain").json()["job_id"]
+        with api.svc.sessions() as s:
+            kept = set(s.scalars(select(BufferWindow.id)))
+        api.svc.scheduler.tick()  # claims the job and starts it, not waiting; then shut down
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, {})
+        job = api.call("GET", f"/v1/jobs/{job_id}").json()
+        assert (job["status"], job["attempts"], job["model_version"]) == ("queued", 0, None)
+        assert api.call("GET", "/v1/lines/l").json()["active_model"]["version"] == 1
+        with api.svc.sessions() as s:
+            assert set(s.scalars(select(BufferWindow.id))) == kept
+        api.tick()
+        job = api.call("GET", f"/v1/jobs/{job_id}").json()
+        assert (job["status"], job["attempts"], job["model_version"]) == ("succeeded", 1, 2)
+
+
 def test_training_in_a_spawned_process(db_url: str) -> None:
     """The default executor: the job's model work runs in a separate process."""
     if "postgres" in db_url:

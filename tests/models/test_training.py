@@ -145,6 +145,30 @@ def test_progress_callback_sees_every_epoch() -> None:
         res.history[0])
 
 
+def test_the_callback_sees_the_fold_models_too_and_what_it_raises_stops_them() -> None:
+    """A first model's out-of-fold fits are most of its training time; a stopping service
+    cancels through the callback (app/compute.py), so it must reach them as well."""
+    cfg = replace(FAST, calibration_folds=2)
+    x = make_windows(160, C, T, 0, seed=7)
+    seen: list[int] = []
+    res = train_student(x, cfg=cfg, callback=lambda epoch, row: seen.append(epoch))
+    assert seen == [1, 2, 3] * 3 and len(res.out_of_fold.score) == len(x)
+
+    class Stop(Exception):
+        pass
+
+    calls: list[int] = []
+
+    def stop_in_the_second_fold(epoch: int, row: dict[str, float]) -> None:
+        calls.append(epoch)
+        if len(calls) == 8:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_student(x, cfg=cfg, callback=stop_in_the_second_fold)
+    assert calls == seen[:8]
+
+
 def test_the_served_weights_are_the_average_early_stopping_kept() -> None:
     """With TrainConfig.ema early stopping validates an average of the weights; the model
     served must be that average at its best epoch, whose held-out loss the history reports."""
