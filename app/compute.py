@@ -1,40 +1,52 @@
-"""Where training jobs run, a spawned process or a thread, and how a stopping service stops
-the one running: a stop flag its worker checks between epochs. Without it a restart waited
-for the whole retrain (minutes) and the job, left running, was failed at the next start."""
+"""Where training jobs run, a spawned process or a thread, and what passes between the job's
+thread and its worker while it trains: the worker's progress (so an operator sees a retrain of
+minutes move) and a stop flag it checks between epochs (so a stopping service need not wait
+the retrain out: it waited, and the job, left running, was failed at the next start)."""
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+# Shared memory that works across threads as across processes, so both executors share one path.
+_ctx = multiprocessing.get_context("spawn")
 
 
 class Interrupted(Exception):
     """The service is stopping; the job goes back to the queue (app/trainer.py)."""
 
 
-class _Flag(Protocol):
-    def is_set(self) -> bool: ...
-    def set(self) -> None: ...
-
-
-# The worker's stop flag, set by the executor's initializer in the thread that runs the jobs:
-# an inherited multiprocessing.Event cannot travel with each submitted call, and a thread-local
-# keeps two apps in one process (tests) from sharing one.
+# The worker's side, installed by the executor's initializer in the thread that runs the jobs:
+# inherited synchronisation objects cannot travel with each submitted call, and a thread-local
+# keeps two apps in one process (tests) apart.
 _worker = threading.local()
 
 
-def _install(stop: _Flag) -> None:
-    _worker.stop = stop
+def _install(stop: Any, progress: Any) -> None:
+    _worker.stop, _worker.progress = stop, progress
 
 
-def stop_requested(epoch: int = 0, row: dict[str, float] | None = None) -> None:
-    """A models.ProgressCallback: raises Interrupted once the service asked the worker to stop."""
-    stop: _Flag | None = getattr(_worker, "stop", None)
+def stop_requested() -> None:
+    """Raises Interrupted once the service asked the worker to stop."""
+    stop = getattr(_worker, "stop", None)
     if stop is not None and stop.is_set():
         raise Interrupted("the service is stopping; the job was put back in the queue")
+
+
+def on_epoch(epoch: int, row: dict[str, float]) -> None:
+    """The models.ProgressCallback of a job: counts fits (each starts at epoch 1), records the
+    epoch, and stops the training when asked."""
+    stop_requested()
+    progress = getattr(_worker, "progress", None)
+    if progress is None:
+        return
+    with progress.get_lock():
+        progress[0] += epoch == 1
+        progress[1], progress[2] = epoch, row.get("val_loss", math.nan)
 
 
 class Compute:
@@ -42,21 +54,34 @@ class Compute:
     memory never touch the process that answers scoring requests."""
 
     def __init__(self, kind: Literal["process", "thread"]) -> None:
-        self._stop: _Flag
+        self._stop = _ctx.Event()
+        self._progress = _ctx.Array("d", 3)  # fits started, epoch, val_loss
+        args = (self._stop, self._progress)
         self._executor: Executor
         if kind == "process":
             # spawn, not fork: a forked child would inherit torch's thread pools and DB sockets.
-            ctx = multiprocessing.get_context("spawn")
-            self._stop = ctx.Event()
-            self._executor = ProcessPoolExecutor(1, mp_context=ctx, initializer=_install,
-                                                 initargs=(self._stop,))
+            self._executor = ProcessPoolExecutor(1, mp_context=_ctx, initializer=_install,
+                                                 initargs=args)
         else:
-            self._stop = threading.Event()
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="lifeline-train",
-                                                initializer=_install, initargs=(self._stop,))
+                                                initializer=_install, initargs=args)
 
     def submit(self, fn: Callable[..., Any], /, **kwargs: Any) -> Future[Any]:
+        """Run one job (the worker runs one at a time); its progress starts from nothing."""
+        with self._progress.get_lock():
+            self._progress[:] = [0.0, 0.0, math.nan]
         return self._executor.submit(fn, **kwargs)
+
+    def progress(self) -> dict[str, float | None] | None:
+        """The running job's fit (1 = the model served; then one more where a collapsed warm
+        student brings one from scratch, and one per calibration fold for a first model or a
+        new regime), its epoch and validation loss; None before its first epoch ends."""
+        with self._progress.get_lock():
+            fit, epoch, val_loss = self._progress[:]
+        if fit == 0:
+            return None
+        return {"fit": int(fit), "epoch": int(epoch),
+                "val_loss": round(val_loss, 3) if math.isfinite(val_loss) else None}
 
     def interrupt(self) -> None:
         """Ask the running job to stop at its next epoch; later jobs stop before they start."""

@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import models
 from app import buffer, jobs, registry
-from app.compute import Compute, Interrupted, stop_requested
+from app.compute import Compute, Interrupted, on_epoch, stop_requested
 from app.db import utcnow
 from app.metrics import Metrics
 from app.settings import Settings
 from app.tables import Line, TrainingJob
 
 log = logging.getLogger(__name__)
+PROGRESS_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def train_version(
     cfg = models.TrainConfig(max_epochs=max_epochs, seed=seed, device=device,
                              calibration_folds=calibration_folds, decorrelate=principal_axes)
     res = models.train_student(fresh, teacher, cfg, new_regime=new_regime, shape_only=shape_only,
-                               callback=stop_requested)
+                               callback=on_epoch)
     det = models.calibrate_detector(res.detector, res.heldout, target_far, teacher=teacher,
                                     out_of_fold=res.out_of_fold)
     report = models.gate(det, res.heldout, target_far, teacher=teacher, new_regime=new_regime)
@@ -135,13 +136,22 @@ class JobRunner:
         fut = self.compute.submit(
             work, max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
             threads=threads, device=self.device, calibration_folds=self.settings.calibration_folds)
+        # The lease is renewed a third of the way through it, and the job's progress written
+        # within PROGRESS_S of each change, so an operator watching a retrain sees it move.
+        poll, renew = min(PROGRESS_S, self.settings.job_lease_s / 3), self.settings.job_lease_s / 3
+        shown, renewed = None, time.monotonic()
         while True:
             try:
-                return fut.result(timeout=self.settings.job_lease_s / 3)
+                return fut.result(timeout=poll)
             except TimeoutError:
+                progress = self.compute.progress()
+                if progress == shown and time.monotonic() - renewed < renew:
+                    continue
                 with self.sessions() as s:
                     jobs.heartbeat(s, job_id=job_id, owner=self.owner,
-                                   lease_s=self.settings.job_lease_s)
+                                   lease_s=self.settings.job_lease_s,
+                                   metrics={"progress": progress} if progress else None)
+                shown, renewed = progress, time.monotonic()
             except BrokenProcessPool as exc:
                 raise RuntimeError("the training process died (out of memory?)") from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -156,6 +157,35 @@ def test_a_shutdown_stops_a_running_retrain_and_requeues_it(db_url: str, executo
         api.tick()
         job = api.call("GET", f"/v1/jobs/{job_id}").json()
         assert (job["status"], job["attempts"], job["model_version"]) == ("succeeded", 1, 2)
+
+
+def test_a_running_job_shows_which_fit_and_epoch_it_is_on(db_url: str) -> None:
+    """A new regime also trains a model per calibration fold, minutes on a real buffer: while
+    it runs, the job's metrics say how far it is (written within a few seconds of a change;
+    here the lease is short, so they are written every half second)."""
+    with TestClient(create_app(settings_for(db_url, job_lease_s=1.5))) as client:
+        api = Api(client, {})
+        _warm_line(api, "p")
+        api.tick()
+        until = (utcnow() + timedelta(hours=1)).isoformat()  # the operator vouches for them
+        api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW,
+                                              "min_windows": 100, "learn_flagged_until": until})
+        api.call("POST", "/v1/lines/p/windows",
+                 json={"windows": windows_json(make_windows(300, 4, WINDOW, 1, seed=2))})
+        r = api.call("POST", "/v1/lines/p/retrain", json={"new_regime": True})
+        job_id = r.json()["job_id"]
+        (running,) = api.svc.scheduler.tick()
+        seen: list[dict[str, float]] = []
+        while not running.done():
+            progress = api.call("GET", f"/v1/jobs/{job_id}").json()["metrics"].get("progress")
+            if progress and progress not in seen:
+                seen.append(progress)
+            time.sleep(0.05)
+        job = api.call("GET", f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and "progress" not in job["metrics"]
+    fits = [p["fit"] for p in seen]
+    assert len(seen) >= 3 and fits == sorted(fits) and fits[-1] >= 3, seen
+    assert all(1 <= p["epoch"] <= 15 and p["val_loss"] is not None for p in seen), seen
 
 
 def test_training_in_a_spawned_process(db_url: str) -> None:

@@ -54,7 +54,8 @@ def test_sigterm_during_a_retrain_exits_at_once_leaves_no_process_and_requeues_t
     prepare(url, first, ["l"], C, T)
     port = _free_port()
     env = {**os.environ, "LIFELINE_DATABASE_URL": url, "LIFELINE_PORT": str(port),
-           "LIFELINE_TICK_SECONDS": "1", "LIFELINE_TRAIN_EXECUTOR": "process"}
+           "LIFELINE_TICK_SECONDS": "1", "LIFELINE_TRAIN_EXECUTOR": "process",
+           "LIFELINE_JOB_LEASE_S": "1.5"}  # progress written every half second
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env,
                             start_new_session=True)  # its own group: every child it starts
     try:
@@ -62,14 +63,18 @@ def test_sigterm_during_a_retrain_exits_at_once_leaves_no_process_and_requeues_t
         _wait_ready(base, proc)
         for seed in range(1, 5):
             httpx.post(f"{base}/v1/lines/l/windows?learn=true", timeout=60,
-                       content=npy_bytes(make_windows(500, C, T, 1, seed=seed)),
+                       content=npy_bytes(make_windows(500, C, T, 0, seed=seed)),
                        headers={**auth, "Content-Type": "application/x-npy"}).raise_for_status()
         # a new regime trains its fold models too: many seconds at the default epochs
         job_id = httpx.post(f"{base}/v1/lines/l/retrain", json={"new_regime": True},
                             headers=auth).json()["job_id"]
-        while httpx.get(f"{base}/v1/jobs/{job_id}", headers=auth).json()["status"] != "running":
+        # mid-training: the job's progress, written by the trainer from what its process
+        # shares, says an epoch has ended
+        deadline = time.time() + 120
+        while not httpx.get(f"{base}/v1/jobs/{job_id}", headers=auth).json()["metrics"].get(
+                "progress"):
+            assert time.time() < deadline, "the running job never reported its progress"
             time.sleep(0.1)
-        assert len(_group(proc.pid)) >= 2, "the training process is not running"
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         deadline = time.time() + 10  # children exit after their parent is gone
