@@ -1,7 +1,8 @@
 """Where training jobs run, a spawned process or a thread, and what passes between the job's
 thread and its worker while it trains: the worker's progress (so an operator sees a retrain of
-minutes move) and a stop flag it checks between epochs (so a stopping service need not wait
-the retrain out: it waited, and the job, left running, was failed at the next start)."""
+minutes move) and two flags it checks between epochs: the service is stopping (it waited the
+retrain out, and the job, left running, was failed at the next start), and an operator
+cancelled the job."""
 
 from __future__ import annotations
 
@@ -20,21 +21,27 @@ class Interrupted(Exception):
     """The service is stopping; the job goes back to the queue (app/trainer.py)."""
 
 
+class Cancelled(Exception):
+    """An operator cancelled the running job (app/jobs.py, cancel)."""
+
+
 # The worker's side, installed by the executor's initializer in the thread that runs the jobs:
 # inherited synchronisation objects cannot travel with each submitted call, and a thread-local
 # keeps two apps in one process (tests) apart.
 _worker = threading.local()
 
 
-def _install(stop: Any, progress: Any) -> None:
-    _worker.stop, _worker.progress = stop, progress
+def _install(stop: Any, cancel: Any, progress: Any) -> None:
+    _worker.stop, _worker.cancel, _worker.progress = stop, cancel, progress
 
 
 def stop_requested() -> None:
-    """Raises Interrupted once the service asked the worker to stop."""
-    stop = getattr(_worker, "stop", None)
-    if stop is not None and stop.is_set():
+    """Raises Interrupted once the service asked the worker to stop, Cancelled once the job's
+    thread passed on an operator's cancel."""
+    if (stop := getattr(_worker, "stop", None)) is not None and stop.is_set():
         raise Interrupted("the service is stopping; the job was put back in the queue")
+    if (cancel := getattr(_worker, "cancel", None)) is not None and cancel.is_set():
+        raise Cancelled("an operator cancelled the job")
 
 
 def on_epoch(epoch: int, row: dict[str, float]) -> None:
@@ -54,9 +61,9 @@ class Compute:
     memory never touch the process that answers scoring requests."""
 
     def __init__(self, kind: Literal["process", "thread"]) -> None:
-        self._stop = _ctx.Event()
+        self._stop, self._cancel = _ctx.Event(), _ctx.Event()
         self._progress = _ctx.Array("d", 3)  # fits started, epoch, val_loss
-        args = (self._stop, self._progress)
+        args = (self._stop, self._cancel, self._progress)
         self._executor: Executor
         if kind == "process":
             # spawn, not fork: a forked child would inherit torch's thread pools and DB sockets.
@@ -68,6 +75,7 @@ class Compute:
 
     def submit(self, fn: Callable[..., Any], /, **kwargs: Any) -> Future[Any]:
         """Run one job (the worker runs one at a time); its progress starts from nothing."""
+        self._cancel.clear()
         with self._progress.get_lock():
             self._progress[:] = [0.0, 0.0, math.nan]
         return self._executor.submit(fn, **kwargs)
@@ -82,6 +90,10 @@ class Compute:
             return None
         return {"fit": int(fit), "epoch": int(epoch),
                 "val_loss": round(val_loss, 3) if math.isfinite(val_loss) else None}
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next epoch, and only that job."""
+        self._cancel.set()
 
     def interrupt(self) -> None:
         """Ask the running job to stop at its next epoch; later jobs stop before they start."""

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, buffer
 from app.db import utcnow
-from app.errors import ApiError
+from app.errors import ApiError, not_found
 from app.tables import TrainingJob
 
 OPEN = ("queued", "running")
@@ -69,16 +69,20 @@ def claim(session: Session, *, owner: str, lease_s: float, limit: int = 1) -> li
 
 
 def heartbeat(session: Session, *, job_id: str, owner: str, lease_s: float,
-              metrics: dict[str, Any] | None = None) -> None:
+              metrics: dict[str, Any] | None = None) -> bool:
+    """Extend the lease (and write the job's progress); True once an operator asked the job
+    to stop, which is how the replica running it learns, whichever replica was asked."""
     values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_s)}
     if metrics is not None:
         values["metrics"] = metrics
-    res = session.execute(update(TrainingJob).where(
+    row = session.execute(update(TrainingJob).where(
         TrainingJob.id == job_id, TrainingJob.lease_owner == owner,
-        TrainingJob.status == "running").values(**values))
+        TrainingJob.status == "running").values(**values)
+        .returning(TrainingJob.cancel_requested_at)).first()
     session.commit()
-    if res.rowcount == 0:  # type: ignore[attr-defined]
+    if row is None:
         raise LeaseLost(job_id)
+    return row[0] is not None
 
 
 def finish(session: Session, *, job_id: str, owner: str, status: str, **values: Any) -> None:
@@ -93,14 +97,41 @@ def finish(session: Session, *, job_id: str, owner: str, status: str, **values: 
 
 def requeue(session: Session, *, job_id: str, owner: str) -> None:
     """Hand a job this process stopped back to the queue, its attempt not counted: the next
-    replica or restart to claim it starts it afresh. LeaseLost if it is no longer ours."""
-    res = session.execute(update(TrainingJob).where(
-        TrainingJob.id == job_id, TrainingJob.lease_owner == owner,
-        TrainingJob.status == "running").values(
-            status="queued", lease_owner=None, lease_expires_at=None, started_at=None,
-            attempts=TrainingJob.attempts - 1))
-    if res.rowcount == 0:  # type: ignore[attr-defined]
+    replica or restart to claim it starts it afresh (or close it, if an operator cancelled it
+    meanwhile). LeaseLost if it is no longer ours."""
+    job = session.get(TrainingJob, job_id, with_for_update=True, populate_existing=True)
+    if job is None or job.lease_owner != owner or job.status != "running":
         raise LeaseLost(job_id)
+    if job.cancel_requested_at is not None:
+        job.status, job.finished_at = "cancelled", utcnow()
+    else:
+        job.status, job.started_at, job.attempts = "queued", None, job.attempts - 1
+    job.lease_owner = job.lease_expires_at = None
+
+
+def cancel(session: Session, *, job_id: str, actor: str, reason: str | None) -> TrainingJob:
+    """An operator's cancel, committed: a queued job is cancelled at once; a running one is
+    asked to stop, and the replica running it stops it at its next epoch, within a few seconds
+    (app/trainer.py), with no new version. 409 job_finished once it has ended."""
+    now, note = utcnow(), f"cancelled by {actor}" + (f": {reason}" if reason else "")
+    mine = (TrainingJob.id == job_id)
+    for status, values in (("queued", {"status": "cancelled", "finished_at": now}),
+                           ("running", {})):
+        res = session.execute(update(TrainingJob).where(mine, TrainingJob.status == status)
+                              .values(cancel_requested_at=now, error=note, **values))
+        if res.rowcount:  # type: ignore[attr-defined]
+            break
+    else:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            raise not_found("job", job_id)
+        raise ApiError(409, "job_finished", f"job {job_id!r} has already ended "
+                       f"({job.status}); there is nothing to cancel", {"status": job.status})
+    job = session.get_one(TrainingJob, job_id, populate_existing=True)
+    audit.record(session, actor=actor, action="job.cancel", line_id=job.line_id,
+                 job_id=job_id, was=status, reason=reason)
+    session.commit()
+    return job
 
 
 def reap(session: Session, *, max_attempts: int) -> int:
@@ -110,7 +141,9 @@ def reap(session: Session, *, max_attempts: int) -> int:
     expired = list(session.scalars(select(TrainingJob).where(
         TrainingJob.status == "running", TrainingJob.lease_expires_at < now)))
     for job in expired:
-        if job.attempts >= max_attempts:
+        if job.cancel_requested_at is not None:  # its owner died before it could stop it
+            job.status, job.finished_at = "cancelled", now
+        elif job.attempts >= max_attempts:
             job.status, job.finished_at = "failed", now
             job.error = f"the trainer stopped responding {job.attempts} times; retry the job"
         else:
@@ -125,7 +158,11 @@ def fail_interrupted(session: Session, *, owner_prefix: str) -> int:
     rows = list(session.scalars(select(TrainingJob).where(
         TrainingJob.status == "running", TrainingJob.lease_owner.startswith(owner_prefix))))
     for job in rows:
-        job.status, job.finished_at, job.lease_owner = "failed", utcnow(), None
+        job.finished_at, job.lease_owner = utcnow(), None
+        if job.cancel_requested_at is not None:
+            job.status = "cancelled"
+            continue
+        job.status = "failed"
         job.error = "interrupted by a restart of the service; the previous model kept serving"
     session.commit()
     return len(rows)

@@ -67,9 +67,13 @@ class Scheduler:
         return bool(self.bg.running)
 
     def shutdown(self) -> None:
+        """Waits for a tick in flight (it claims and submits, never waits on a job), and runs
+        every job already claimed: a claimed job not run stays `running` with no one to run
+        it, and fails at the next start. Once Compute.interrupt() is called, as the app does
+        first, each of them goes back to the queue within an epoch."""
         if self.bg.running:
-            self.bg.shutdown(wait=False)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+            self.bg.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
 
     def _safe_tick(self) -> None:
         try:

@@ -88,7 +88,8 @@ class TrainingJob(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     line_id: Mapped[str] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), index=True)
     trigger: Mapped[str] = mapped_column(String(16))  # schedule | operator | warm_up
-    status: Mapped[str] = mapped_column(String(16))  # queued|running|succeeded|rejected|failed
+    # queued | running | succeeded | rejected | failed | cancelled
+    status: Mapped[str] = mapped_column(String(16))
     new_regime: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -100,6 +101,7 @@ class TrainingJob(Base):
     model_version: Mapped[int | None]
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(String(2000))
+    cancel_requested_at: Mapped[datetime | None]  # its owner stops it at the next epoch
 
 
 class IngestBatch(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import TimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import models
 from app import buffer, jobs, registry
-from app.compute import Compute, Interrupted, on_epoch, stop_requested
+from app.compute import Cancelled, Compute, Interrupted, on_epoch, stop_requested
 from app.db import utcnow
 from app.metrics import Metrics
 from app.settings import Settings
@@ -117,12 +118,18 @@ class JobRunner:
             return
         except Interrupted:
             log.warning("job %s: stopped by the service's shutdown, back in the queue", job_id)
-            self._requeue(job_id)
+            self._close(jobs.requeue, job_id)
             return
+        except Cancelled:
+            log.info("job %s: cancelled by an operator", job_id)
+            result = "cancelled"
+            self._close(partial(jobs.finish, status="cancelled",
+                                metrics={"progress": self.compute.progress()}), job_id)
         except Exception as exc:  # a crash leaves the previous model serving, buffer intact
             log.exception("job %s failed", job_id)
             result = "failed"
-            self._fail(job_id, f"{type(exc).__name__}: {exc}")
+            self._close(partial(jobs.finish, status="failed",
+                                error=f"{type(exc).__name__}: {exc}"[:2000]), job_id)
         self.metrics.retrains.labels(line_id, result).inc()
         self.metrics.retrain_duration.labels(line_id).observe(time.perf_counter() - t0)
 
@@ -136,28 +143,31 @@ class JobRunner:
         fut = self.compute.submit(
             work, max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
             threads=threads, device=self.device, calibration_folds=self.settings.calibration_folds)
-        # The lease is renewed a third of the way through it, and the job's progress written
-        # within PROGRESS_S of each change, so an operator watching a retrain sees it move.
-        poll, renew = min(PROGRESS_S, self.settings.job_lease_s / 3), self.settings.job_lease_s / 3
-        shown, renewed = None, time.monotonic()
+        # Every PROGRESS_S (or a third of the lease, if shorter) the lease is renewed, the
+        # job's progress written for an operator watching it, and a cancel read back.
+        poll = min(PROGRESS_S, self.settings.job_lease_s / 3)
         while True:
             try:
                 return fut.result(timeout=poll)
             except TimeoutError:
                 progress = self.compute.progress()
-                if progress == shown and time.monotonic() - renewed < renew:
-                    continue
                 with self.sessions() as s:
-                    jobs.heartbeat(s, job_id=job_id, owner=self.owner,
-                                   lease_s=self.settings.job_lease_s,
-                                   metrics={"progress": progress} if progress else None)
-                shown, renewed = progress, time.monotonic()
+                    if jobs.heartbeat(s, job_id=job_id, owner=self.owner,
+                                      lease_s=self.settings.job_lease_s,
+                                      metrics={"progress": progress} if progress else None):
+                        self.compute.cancel()
             except BrokenProcessPool as exc:
                 raise RuntimeError("the training process died (out of memory?)") from exc
 
     def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
         with self.sessions() as s:
             line = s.get_one(Line, line_id, with_for_update=True)
+            # Locked, so a cancel either lands before this (no version) or finds the job ended.
+            if s.get_one(TrainingJob, job_id, with_for_update=True,
+                         populate_existing=True).cancel_requested_at is not None:
+                jobs.finish(s, job_id=job_id, owner=self.owner, status="cancelled")
+                s.commit()
+                return "cancelled"
             metrics = {**out.metrics, "silent_channels": [
                 line.channels[i] for i in out.metrics["silent_channels"]]}
             status = "candidate" if out.passed else "rejected"
@@ -177,19 +187,11 @@ class JobRunner:
             s.commit()  # the version, the activation, the deletion and the job close together
         return status
 
-    def _requeue(self, job_id: str) -> None:
+    def _close(self, close: Callable[..., None], job_id: str) -> None:
+        """End (or requeue) the job if it is still ours; a reaped one belongs to its taker."""
         with self.sessions() as s:
             try:
-                jobs.requeue(s, job_id=job_id, owner=self.owner)
+                close(s, job_id=job_id, owner=self.owner)
                 s.commit()
             except jobs.LeaseLost:
                 s.rollback()
-
-    def _fail(self, job_id: str, error: str) -> None:
-        with self.sessions() as s:
-            try:
-                jobs.finish(s, job_id=job_id, owner=self.owner, status="failed", error=error[:2000])
-                s.commit()
-            except jobs.LeaseLost:
-                s.rollback()
-

@@ -12,6 +12,11 @@ class RetrainRequest(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=500)
+
+
 class JobAccepted(BaseModel):
     job_id: str
     status: str
@@ -31,6 +36,7 @@ class JobOut(BaseModel):
     metrics: dict[str, Any]
     error: str | None
     reason: str | None
+    cancel_requested_at: datetime | None = None  # an extension: an operator asked it to stop
 
 
 class JobList(BaseModel):

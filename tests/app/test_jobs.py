@@ -81,6 +81,71 @@ def test_expired_lease_blocks_the_old_owners_finish_and_requeues(db_url: str) ->
         assert s.get_one(TrainingJob, job.id).attempts == 2
 
 
+def test_a_job_cancelled_while_its_owner_is_gone_is_not_run_again(db_url: str) -> None:
+    """The replica running a job died after an operator asked it to stop: the reaper, and a
+    restart of that replica, close it as cancelled instead of queueing it again."""
+    sessions = _lines(db_url, 2)
+    with sessions() as s:
+        ids = [jobs.enqueue(s, line_id=f"l{i}", trigger="operator").id for i in range(2)]
+        assert sorted(jobs.claim(s, owner="host-a:1", lease_s=60, limit=2)) == sorted(ids)
+        for job_id in ids:
+            assert jobs.cancel(s, job_id=job_id, actor="ops", reason=None).status == "running"
+            assert jobs.heartbeat(s, job_id=job_id, owner="host-a:1", lease_s=60)  # tells it
+        s.execute(update(TrainingJob).where(TrainingJob.id == ids[0]).values(
+            lease_expires_at=utcnow() - timedelta(seconds=1)))
+        s.commit()
+        assert jobs.reap(s, max_attempts=3) == 1
+        assert jobs.fail_interrupted(s, owner_prefix="host-a:") == 1
+        assert jobs.claim(s, owner="host-b:1", lease_s=60, limit=2) == []
+        for job_id in ids:
+            s.expire_all()
+            job = s.get_one(TrainingJob, job_id)
+            assert (job.status, job.error) == ("cancelled", "cancelled by ops"), job_id
+
+
+def test_an_operator_cancels_a_queued_job_at_once_and_a_running_one_at_its_next_epoch(
+        db_url: str) -> None:
+    """Two replicas on one database: B is asked, A runs the job and stops it."""
+    settings = settings_for(db_url, job_lease_s=1.5)  # A reads the cancel within 0.5 s
+    with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
+        api_a, api_b = Api(a, {}), Api(b, {})
+        _warm_line(api_a, "c")
+        queued = api_a.call("POST", "/v1/lines/c/retrain").json()["job_id"]
+        assert api_b.call("POST", f"/v1/jobs/{queued}/cancel", key=None).status_code == 401
+        r = api_b.call("POST", f"/v1/jobs/{queued}/cancel", json={"reason": "wrong data"})
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert (job["status"], job["started_at"]) == ("cancelled", None)
+        assert job["error"] == "cancelled by key:1:bootstrap: wrong data"  # who, and why
+        again = api_b.call("POST", f"/v1/jobs/{queued}/cancel")
+        assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
+        assert api_b.call("POST", "/v1/jobs/nope/cancel").status_code == 404
+
+        api_a.tick()  # the warm-up job: version 1
+        api_a.call("POST", "/v1/lines/c/windows",
+                   json={"windows": windows_json(make_windows(300, 4, WINDOW, 0, seed=2))})
+        with api_a.svc.sessions() as s:
+            kept = set(s.scalars(select(BufferWindow.id)))
+        running = api_a.call("POST", "/v1/lines/c/retrain", json={"new_regime": True}).json()[
+            "job_id"]
+        (fut,) = api_a.svc.scheduler.tick()
+        while not api_a.call("GET", f"/v1/jobs/{running}").json()["metrics"].get("progress"):
+            assert not fut.done(), "the job ended before it could be cancelled"
+            time.sleep(0.05)
+        r = api_b.call("POST", f"/v1/jobs/{running}/cancel")
+        assert r.status_code == 202 and r.json()["status"] == "running"
+        assert r.json()["cancel_requested_at"] is not None
+        fut.result(timeout=120)
+        job = api_b.call("GET", f"/v1/jobs/{running}").json()
+        assert (job["status"], job["model_version"]) == ("cancelled", None), job
+        assert job["metrics"]["progress"]["fit"] < 5  # stopped: a new regime trains 5 fits
+        versions = api_b.call("GET", "/v1/lines/c/models").json()["models"]
+        assert [v["version"] for v in versions] == [1]
+        with api_a.svc.sessions() as s:
+            assert set(s.scalars(select(BufferWindow.id))) == kept
+        assert 'lifeline_retrains_total{line="c",result="cancelled"} 1.0' in a.get("/metrics").text
+
+
 def _warm_line(api: Api, line: str = "crashy") -> None:
     api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
                                               "min_windows": 100})
@@ -130,13 +195,11 @@ def test_restart_marks_running_jobs_failed(db_url: str) -> None:
     assert job["status"] == "failed" and "restart" in job["error"]
 
 
-@pytest.mark.parametrize("executor", ["thread", "process"])
-def test_a_shutdown_stops_a_running_retrain_and_requeues_it(db_url: str, executor: str) -> None:
+def test_a_shutdown_stops_a_running_retrain_and_requeues_it(db_url: str) -> None:
     """Stopping the service (a deploy, a restart) must not wait out a retrain, nor lose it:
-    the job goes back to the queue, its attempt not counted, and the next start runs it."""
-    if executor == "process" and "postgres" in db_url:
-        pytest.skip("the process executor is database-agnostic; once on SQLite is enough")
-    settings = settings_for(db_url, train_executor=executor, train_max_epochs=400)
+    the job goes back to the queue, its attempt not counted, and the next start runs it.
+    (The spawned process under a real SIGTERM: tests/app/test_shutdown.py.)"""
+    settings = settings_for(db_url, train_max_epochs=400)
     with TestClient(create_app(settings)) as client:
         api = Api(client, {})
         _warm_line(api, "l")
