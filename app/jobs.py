@@ -114,7 +114,7 @@ def cancel(session: Session, *, job_id: str, actor: str, reason: str | None) -> 
     asked to stop, and the replica running it stops it at its next epoch, within a few seconds
     (app/trainer.py), with no new version. 409 job_finished once it has ended."""
     now, note = utcnow(), f"cancelled by {actor}" + (f": {reason}" if reason else "")
-    mine = (TrainingJob.id == job_id)
+    mine = TrainingJob.id == job_id
     for status, values in (("queued", {"status": "cancelled", "finished_at": now}),
                            ("running", {})):
         res = session.execute(update(TrainingJob).where(mine, TrainingJob.status == status)
@@ -136,7 +136,7 @@ def cancel(session: Session, *, job_id: str, actor: str, reason: str | None) -> 
 
 def reap(session: Session, *, max_attempts: int) -> int:
     """Requeue running jobs whose lease expired (their owner died), or fail them after
-    max_attempts. Returns how many were reaped."""
+    max_attempts, or close them as cancelled if an operator asked. Returns how many."""
     now = utcnow()
     expired = list(session.scalars(select(TrainingJob).where(
         TrainingJob.status == "running", TrainingJob.lease_expires_at < now)))
