@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import utcnow
+from app.jobs import OPEN
 from app.lines import vouched
 from app.tables import BufferWindow, Line, ModelVersion, TrainingJob
 
@@ -61,6 +62,7 @@ def _as_dt(value: datetime | str | None) -> datetime | None:
 
 
 _REGIME_THRESHOLD = "lifeline_active_model_regime_threshold"
+_JOB_AGE = "lifeline_training_job_age_seconds"
 
 
 class StateCollector(Collector):
@@ -88,9 +90,21 @@ class StateCollector(Collector):
         g[_REGIME_THRESHOLD] = GaugeMetricFamily(
             _REGIME_THRESHOLD, "Alarm threshold of each regime of the active model, which the "
             "regime's windows are judged against", labels=["line", "regime"])
+        g[_JOB_AGE] = GaugeMetricFamily(
+            _JOB_AGE, "How long the line's open training job has been queued (since created) "
+            "or running (since started): alert on a retrain stuck in either",
+            labels=["line", "status"])
         with self.sessions() as s:
             self._fill(s, g)
+            self._open_jobs(s, g[_JOB_AGE])
         yield from g.values()
+
+    def _open_jobs(self, s: Session, g: GaugeMetricFamily) -> None:
+        now = utcnow()
+        for job in s.scalars(select(TrainingJob).where(TrainingJob.status.in_(OPEN))):
+            since = _as_dt(job.started_at if job.status == "running" else job.created_at)
+            if since is not None:
+                g.add_metric([job.line_id, job.status], (now - since).total_seconds())
 
     def _fill(self, s: Session, g: dict[str, GaugeMetricFamily]) -> None:
         now = utcnow()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from datetime import timedelta
@@ -111,12 +113,20 @@ def test_an_operator_cancels_a_queued_job_at_once_and_a_running_one_at_its_next_
         api_a, api_b = Api(a, {}), Api(b, {})
         _warm_line(api_a, "c")
         queued = api_a.call("POST", "/v1/lines/c/retrain").json()["job_id"]
+        def age(status: str) -> float:  # any replica's /metrics: read from the database
+            text = b.get("/metrics").text
+            m = re.search(rf'lifeline_training_job_age_seconds\{{line="c",status="{status}"\}} '
+                          r"(\S+)", text)
+            return float(m.group(1)) if m else math.nan
+
+        assert 0 <= age("queued") < 60
         assert api_b.call("POST", f"/v1/jobs/{queued}/cancel", key=None).status_code == 401
         r = api_b.call("POST", f"/v1/jobs/{queued}/cancel", json={"reason": "wrong data"})
         assert r.status_code == 200, r.text
         job = r.json()
         assert (job["status"], job["started_at"]) == ("cancelled", None)
         assert job["error"] == "cancelled by key:1:bootstrap: wrong data"  # who, and why
+        assert 'lifeline_training_job_age_seconds{line="c"' not in b.get("/metrics").text
         again = api_b.call("POST", f"/v1/jobs/{queued}/cancel")
         assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
         assert api_b.call("POST", "/v1/jobs/nope/cancel").status_code == 404
@@ -132,6 +142,7 @@ def test_an_operator_cancels_a_queued_job_at_once_and_a_running_one_at_its_next_
         while not api_a.call("GET", f"/v1/jobs/{running}").json()["metrics"].get("progress"):
             assert not fut.done(), "the job ended before it could be cancelled"
             time.sleep(0.05)
+        assert 0 <= age("running") < 60
         r = api_b.call("POST", f"/v1/jobs/{running}/cancel")
         assert r.status_code == 202 and r.json()["status"] == "running"
         assert r.json()["cancel_requested_at"] is not None
