@@ -60,7 +60,8 @@ def train_version(
 ) -> TrainOutcome:
     """Pure model work, picklable, so it can run in a spawned process. The artifact is always
     saved from CPU tensors, so any replica can load it whatever device trained it. Raises
-    Interrupted between epochs once the service is stopping (app/compute.py)."""
+    Interrupted or Cancelled between epochs once the service is stopping or an operator
+    cancelled the job (app/compute.py)."""
     stop_requested()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -88,7 +89,8 @@ def train_version(
 
 
 class JobRunner:
-    """Runs claimed jobs: waits on the compute executor while heartbeating the lease."""
+    """Runs claimed jobs: waits on the compute worker while renewing the lease, writing the
+    job's progress and passing on an operator's cancel."""
 
     def __init__(self, *, sessions: sessionmaker[Session], settings: Settings,
                  compute: Compute, metrics: Metrics) -> None:
