@@ -8,7 +8,7 @@ open (queued or running) job per line.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -102,11 +102,19 @@ def requeue(session: Session, *, job_id: str, owner: str) -> None:
     job = session.get(TrainingJob, job_id, with_for_update=True, populate_existing=True)
     if job is None or job.lease_owner != owner or job.status != "running":
         raise LeaseLost(job_id)
-    if job.cancel_requested_at is not None:
-        job.status, job.finished_at = "cancelled", utcnow()
-    else:
+    if not _release(job, utcnow()):
         job.status, job.started_at, job.attempts = "queued", None, job.attempts - 1
+
+
+def _release(job: TrainingJob, now: datetime) -> bool:
+    """A running job whose run ended without a result (stopped, or its owner gone): its lease
+    released and, if an operator asked to cancel it, closed as cancelled (True) rather than
+    run again. Otherwise the caller decides (requeue or fail)."""
     job.lease_owner = job.lease_expires_at = None
+    if job.cancel_requested_at is None:
+        return False
+    job.status, job.finished_at = "cancelled", now
+    return True
 
 
 def cancel(session: Session, *, job_id: str, actor: str, reason: str | None) -> TrainingJob:
@@ -141,14 +149,13 @@ def reap(session: Session, *, max_attempts: int) -> int:
     expired = list(session.scalars(select(TrainingJob).where(
         TrainingJob.status == "running", TrainingJob.lease_expires_at < now)))
     for job in expired:
-        if job.cancel_requested_at is not None:  # its owner died before it could stop it
-            job.status, job.finished_at = "cancelled", now
-        elif job.attempts >= max_attempts:
+        if _release(job, now):  # its owner died before it could stop it
+            continue
+        if job.attempts >= max_attempts:
             job.status, job.finished_at = "failed", now
             job.error = f"the trainer stopped responding {job.attempts} times; retry the job"
         else:
             job.status = "queued"
-        job.lease_owner = job.lease_expires_at = None
     session.commit()
     return len(expired)
 
@@ -157,12 +164,11 @@ def fail_interrupted(session: Session, *, owner_prefix: str) -> int:
     """At start-up: jobs this host left running died with the old process."""
     rows = list(session.scalars(select(TrainingJob).where(
         TrainingJob.status == "running", TrainingJob.lease_owner.startswith(owner_prefix))))
+    now = utcnow()
     for job in rows:
-        job.finished_at, job.lease_owner = utcnow(), None
-        if job.cancel_requested_at is not None:
-            job.status = "cancelled"
+        if _release(job, now):
             continue
-        job.status = "failed"
+        job.status, job.finished_at = "failed", now
         job.error = "interrupted by a restart of the service; the previous model kept serving"
     session.commit()
     return len(rows)
