@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.tables import BufferWindow, Line
+from app.tables import BufferWindow, Line, TrainingJob
 
 
 def encode(window: np.ndarray) -> bytes:
@@ -76,6 +76,27 @@ def snapshot(session: Session, line: Line) -> tuple[np.ndarray, np.ndarray]:
         BufferWindow.line_id == line.id).order_by(BufferWindow.id)).all()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     return ids, decode([r[1] for r in rows], line.window, len(line.channels))
+
+
+def discard(session: Session, line_id: str, since: datetime | None, until: datetime | None
+            ) -> int | None:
+    """Delete the line's windows timed in [since, until) (the gateway's `start`, else when
+    received), or None, deleting nothing, while a training job runs: it trains on the buffer
+    as it was. One guarded statement, so a job claimed meanwhile either blocks it or sees the
+    deletion: the caller holds the line's row lock, which the trainer takes before its
+    snapshot (app/trainer.py)."""
+    at = func.coalesce(BufferWindow.start, BufferWindow.received_at)
+    running = select(TrainingJob.id).where(TrainingJob.line_id == line_id,
+                                           TrainingJob.status == "running").exists()
+    stmt = delete(BufferWindow).where(BufferWindow.line_id == line_id, ~running)
+    if since is not None:
+        stmt = stmt.where(at >= since)
+    if until is not None:
+        stmt = stmt.where(at < until)
+    deleted: int = session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    if deleted == 0 and session.scalar(select(running)):
+        return None
+    return deleted
 
 
 def delete_trained(session: Session, line_id: str, ids: np.ndarray) -> int:

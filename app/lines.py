@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app import audit, buffer, registry
+from app import audit, buffer, jobs, registry
 from app.errors import ApiError, not_found
 from app.schemas.lines import LineConfig
-from app.tables import Line
+from app.tables import Line, ModelVersion
 
 
 def vouched(line: Line, now: datetime) -> bool:
@@ -19,8 +19,9 @@ def vouched(line: Line, now: datetime) -> bool:
     return line.learn_flagged_until is not None and now < line.learn_flagged_until
 
 
-def get_line(session: Session, line_id: str) -> Line:
-    line = session.get(Line, line_id)
+def get_line(session: Session, line_id: str, *, lock: bool = False) -> Line:
+    """The line, or a 404; with `lock`, its row locked and its attributes read afresh."""
+    line = session.get(Line, line_id, with_for_update=lock, populate_existing=lock)
     if line is None:
         raise not_found("line", line_id)
     return line
@@ -48,6 +49,45 @@ def put_line(
                      "buffer_limit": values["buffer_limit"]})
     session.commit()
     return line, created
+
+
+def delete_line(session: Session, *, line_id: str, actor: str) -> None:
+    """Decommission a line: it and all it holds (buffer, versions, jobs, events, batch answers)
+    go in one transaction, by the database's cascades; the audit trail keeps who and when. A
+    running job's replica finds the job gone at its next lease renewal and stops training
+    (app/trainer.py)."""
+    get_line(session, line_id, lock=True)
+    running = jobs.open_job(session, line_id)
+    versions = session.scalar(select(func.count()).where(ModelVersion.line_id == line_id))
+    audit.record(session, actor=actor, action="line.delete", line_id=line_id,
+                 buffer_windows=buffer.count(session, line_id), versions=versions,
+                 open_job=running.id if running else None)
+    session.execute(delete(Line).where(Line.id == line_id))
+    session.commit()
+
+
+def discard_windows(session: Session, *, line_id: str, since: datetime | None,
+                    until: datetime | None, reason: str | None, actor: str) -> int:
+    """An operator's "do not learn these": buffered windows of a span the line did not run
+    normally in although the model did not flag it (a slow fault, maintenance, a trial run).
+    409 while a job trains on the buffer: cancel it first."""
+    if since is not None and until is not None and since >= until:
+        raise ApiError(422, "invalid_request", "since must be before until",
+                       [{"field": "since", "problem": "must be before until"}])
+    get_line(session, line_id, lock=True)
+    deleted = buffer.discard(session, line_id, since, until)
+    if deleted is None:
+        session.rollback()
+        job = jobs.open_job(session, line_id)
+        raise ApiError(409, "job_in_progress",
+                       f"a training job is running on line {line_id!r}'s buffer as it was; "
+                       "cancel it (POST /v1/jobs/{job_id}/cancel), then discard the windows "
+                       "and retrain", {"job_id": job.id if job else None})
+    audit.record(session, actor=actor, action="buffer.discard", line_id=line_id,
+                 since=since.isoformat() if since else None,
+                 until=until.isoformat() if until else None, deleted=deleted, reason=reason)
+    session.commit()
+    return deleted
 
 
 def _buffer_limit(cfg: LineConfig, default: int, max_mb: float) -> int:
@@ -87,14 +127,16 @@ def _check_shape_change(session: Session, line: Line, cfg: LineConfig) -> None:
                 session, line.id):
             raise ApiError(409, "line_shape_locked",
                            f"{field} cannot change once the line has a model: its models and "
-                           "their replay are scaled that way; create a new line",
+                           "their replay are scaled that way; create a new line (or delete "
+                           "this one to reuse its name)",
                            {field: getattr(line, field)})
     if line.channels == cfg.channels and line.window == cfg.window:
         return
     if registry.list_versions(session, line.id):
         raise ApiError(409, "line_shape_locked",
                        "channels and window cannot change once the line has a model; "
-                       "create a new line for the new sensor layout",
+                       "create a new line for the new sensor layout (or delete this one to "
+                       "reuse its name)",
                        {"channels": line.channels, "window": line.window})
     if buffer.count(session, line.id):
         raise ApiError(409, "line_shape_locked",
@@ -118,10 +160,14 @@ def describe(session: Session, line: Line) -> dict[str, Any]:
         "buffer_limit": line.buffer_limit, "learn_flagged_until": line.learn_flagged_until,
         "shape_only_channels": line.shape_only_channels, "principal_axes": line.principal_axes,
         "state": "ready" if active else "warming_up", "active_model": active,
-        "buffer": {"windows": buffer.count(session, line.id),
-                   "oldest_at": buffer.oldest(session, line.id), "dropped": line.buffer_dropped},
+        "buffer": buffer_state(session, line),
         "next_retrain_at": nxt, "created_at": line.created_at, "updated_at": line.updated_at,
     }
+
+
+def buffer_state(session: Session, line: Line) -> dict[str, Any]:
+    return {"windows": buffer.count(session, line.id), "oldest_at": buffer.oldest(session, line.id),
+            "dropped": line.buffer_dropped}
 
 
 def list_lines(session: Session) -> list[Line]:

@@ -51,6 +51,14 @@ class Metrics:
         self.retrains = Counter("lifeline_retrains", "Finished training jobs by result",
                                 ["line", "result"], registry=registry)
 
+    def forget(self, line_id: str) -> None:
+        """A deleted line's series leave this process's /metrics (other replicas' at their
+        next restart; the database-read gauges leave every replica's at once)."""
+        for metric in (self.windows, self.anomalies, self.stuck, self.sensor_alarms,
+                       self.score_ratio, self.request_latency, self.retrain_duration,
+                       self.retrains):
+            metric.remove_by_labels({"line": line_id})
+
 
 def _ts(dt: datetime | None) -> float:
     return dt.timestamp() if dt else float("nan")

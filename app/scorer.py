@@ -120,6 +120,7 @@ def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch
             _persist(session, line_id, batch, results, version, response, ctx)
     except IntegrityError:  # the same batch_id raced in concurrently: answer as the first
         session.rollback()
+        get_line(session, line_id)  # or a 404: the line was deleted meanwhile
         return session.get_one(IngestBatch, (line_id, batch_id)).response
     _observe(ctx.metrics, line_id, results)
     return response
@@ -181,7 +182,7 @@ def _writes_needed(line: Line, batch: Batch, results: list[dict[str, Any]]) -> b
 def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[str, Any]],
              version: int | None, response: dict[str, Any], ctx: ScoringContext) -> None:
     """All writes of one batch in one transaction, under the line's row lock."""
-    line = session.get_one(Line, line_id, with_for_update=True, populate_existing=True)
+    line = get_line(session, line_id, lock=True)  # a 404 if deleted since it was read
     if version is not None:
         _record_events(session, line, batch.starts, results, version)
     if batch.learn:

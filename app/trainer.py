@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import TimeoutError
+from concurrent.futures import TimeoutError, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
@@ -102,8 +102,14 @@ class JobRunner:
     def run(self, job_id: str) -> None:
         t0 = time.perf_counter()
         with self.sessions() as s:
-            job = s.get_one(TrainingJob, job_id)
-            line = s.get_one(Line, job.line_id)
+            job = s.get(TrainingJob, job_id)
+            line = s.get(Line, job.line_id, with_for_update=True) if job else None
+            if job is None or line is None:
+                log.warning("job %s: its line was deleted before it started", job_id)
+                return
+            # Taking the line's row lock waited for an operator's discard of buffered windows
+            # in flight to commit; a later one finds this job running (app/buffer.py).
+            s.commit()
             line_id = line.id
             ids, fresh = buffer.snapshot(s, line)
             # What the line decides; _compute adds what the service's settings decide.
@@ -152,18 +158,29 @@ class JobRunner:
             try:
                 return fut.result(timeout=poll)
             except TimeoutError:
-                progress = self.compute.progress()
-                with self.sessions() as s:
-                    if jobs.heartbeat(s, job_id=job_id, owner=self.owner,
-                                      lease_s=self.settings.job_lease_s,
-                                      metrics={"progress": progress} if progress else None):
-                        self.compute.cancel()
+                try:
+                    self._renew(job_id)
+                except jobs.LeaseLost:  # reaped by another replica, or its line deleted
+                    self.compute.cancel()
+                    wait([fut])  # stops at its next epoch; the worker is then free again
+                    raise
             except BrokenProcessPool as exc:
                 raise RuntimeError("the training process died (out of memory?)") from exc
 
+    def _renew(self, job_id: str) -> None:
+        """Renew the lease, write the progress, and pass on an operator's cancel."""
+        progress = self.compute.progress()
+        with self.sessions() as s:
+            if jobs.heartbeat(s, job_id=job_id, owner=self.owner,
+                              lease_s=self.settings.job_lease_s,
+                              metrics={"progress": progress} if progress else None):
+                self.compute.cancel()
+
     def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
         with self.sessions() as s:
-            line = s.get_one(Line, line_id, with_for_update=True)
+            line = s.get(Line, line_id, with_for_update=True)
+            if line is None:  # deleted while the job ran, and the job with it
+                raise jobs.LeaseLost(job_id)
             # Locked, so a cancel either lands before this (no version) or finds the job ended.
             if s.get_one(TrainingJob, job_id, with_for_update=True,
                          populate_existing=True).cancel_requested_at is not None:

@@ -108,7 +108,7 @@ def calibrate_detector(
     # Replay is filtered by one threshold, the largest (models/replay.py): the max rule.
     fit_all, fit_regimes = _thresholds(s.score, s.regime, far, method,
                                        teacher.fit_thresholds if teacher else {})
-    fit = max(fit_all, *fit_regimes.values()), fit_regimes
+    fit = max([fit_all, *fit_regimes.values()]), fit_regimes
     scores, regimes, energy = s.score, s.regime, s.sensor_energy
     if out_of_fold is not None and len(out_of_fold):
         if det.regimes != (teacher.regimes + 1 if teacher is not None else 1):

@@ -28,3 +28,11 @@ def list_lines(session: DB, _: Viewer) -> dict[str, Any]:
 @router.get("/{line_id}", response_model=LineOut)
 def get_line(line_id: LineId, session: DB, _: Viewer) -> dict[str, Any]:
     return lines.describe(session, lines.get_line(session, line_id))
+
+
+@router.delete("/{line_id}", status_code=204, response_class=Response)
+def delete_line(line_id: LineId, session: DB, who: Operator, svc: Svc) -> None:
+    """Decommission a line: it, its buffered windows, models, jobs and anomaly events are
+    deleted (the audit trail keeps the deletion). A job running on it stops within seconds."""
+    lines.delete_line(session, line_id=line_id, actor=who.actor)
+    svc.metrics.forget(line_id)

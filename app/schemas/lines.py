@@ -65,6 +65,12 @@ class BufferState(BaseModel):
     dropped: int
 
 
+class BufferDiscarded(BaseModel):
+    line_id: str
+    deleted: int = Field(description="windows deleted from the fresh buffer")
+    buffer: BufferState
+
+
 class LineOut(LineConfig):
     model_config = ConfigDict(extra="ignore")
 

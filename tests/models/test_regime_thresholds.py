@@ -69,3 +69,19 @@ def test_the_alarm_thresholds_are_saved_and_an_older_artifact_keeps_the_largest(
     old = from_bytes(buf.getvalue())
     s = score(old, make_windows(50, C, T, 0, seed=3))
     assert old.alarm_thresholds == {} and (s.limit == det.threshold).all()
+
+
+@pytest.mark.parametrize("windows", [20, 90])
+def test_a_first_model_on_the_fewest_windows_a_line_may_train_on_is_calibrated(
+        windows: int) -> None:
+    """min_windows may be as low as 20 (app/schemas/lines.py): a held-out block of 3-13
+    windows, too few for a regime's own threshold, and a threshold all the same (until this
+    test, a TypeError failed every first training below ~135 windows)."""
+    cfg = TrainConfig(max_epochs=3, seed=0, calibration_folds=4)
+    res = train_student(make_windows(windows, C, T, 0, seed=1), cfg=cfg)
+    assert len(res.heldout) < 20
+    det = calibrate_detector(res.detector, res.heldout, 0.01, out_of_fold=res.out_of_fold)
+    assert np.isfinite(det.threshold) and det.threshold > 0
+    assert np.isfinite(det.replay_threshold) and det.replay_threshold > 0
+    s = score(det, make_windows(50, C, T, 0, seed=2))
+    assert np.isfinite(s.score).all()

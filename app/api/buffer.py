@@ -1,0 +1,28 @@
+"""A line's fresh buffer: what an operator may discard before the next retrain learns it."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from app import lines
+from app.api.deps import DB, Operator
+from app.api.lines import LineId
+from app.schemas.lines import BufferDiscarded
+
+router = APIRouter(prefix="/v1/lines", tags=["lines"])
+When = Annotated[AwareDatetime | None, Query(
+    description="RFC 3339 with a zone; a window's time is its `start`, else when it arrived")]
+
+
+@router.delete("/{line_id}/buffer", response_model=BufferDiscarded)
+def discard_windows(line_id: LineId, session: DB, who: Operator, since: When = None,
+                    until: When = None, reason: Annotated[str | None, Query(max_length=500)] = None
+                    ) -> dict[str, Any]:
+    """Delete the buffered windows timed in [since, until) (either bound optional; neither:
+    the whole buffer), so that the next retrain does not learn a span in which the line did
+    not run normally. 409 job_in_progress while a job trains on the buffer."""
+    deleted = lines.discard_windows(session, line_id=line_id, since=since, until=until,
+                                    reason=reason, actor=who.actor)
+    line = lines.get_line(session, line_id)
+    return {"line_id": line_id, "deleted": deleted, "buffer": lines.buffer_state(session, line)}
