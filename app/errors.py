@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,6 +33,26 @@ def _where(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def _problem(e: Any) -> dict[str, str]:
+    """One validation error as {field, problem}; a body that is not JSON says where it broke
+    (pydantic's location is then the character's offset, not a field)."""
+    if e["type"] == "json_invalid":
+        at = e["loc"][-1] if isinstance(e["loc"][-1], int) else "?"
+        why = (e.get("ctx") or {}).get("error", e["msg"])
+        return {"field": "body", "problem": f"not valid JSON at character {at}: {why}"}
+    return {"field": _where(tuple(e["loc"])), "problem": e["msg"]}
+
+
+def _allowed(request: Request) -> str | None:
+    """Every method the request's path takes, read off the OpenAPI document's paths:
+    Starlette's own Allow names the first matching route's only (PUT for a line, which also
+    takes GET and DELETE)."""
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), request.url.path):
+            return ", ".join(sorted(m.upper() for m in operations))
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
@@ -39,7 +60,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": _where(tuple(e["loc"])), "problem": e["msg"]} for e in exc.errors()]
+        problems = [_problem(e) for e in exc.errors()]
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
         msg = f"{first['field']}: {first['problem']}"
         if len(problems) > 1:
@@ -47,6 +68,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_request", msg, problems[:50]), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error")
+        message, headers = str(exc.detail), exc.headers
+        if exc.status_code == 400:  # FastAPI could not decode the body at all
+            message = ("the body could not be read: send JSON in UTF-8 with Content-Type: "
+                       "application/json")
+        if exc.status_code == 405 and (allow := _allowed(request)):
+            message, headers = f"{request.method} is not allowed here; use {allow}", {
+                **(headers or {}), "Allow": allow}  # RFC 9110
+        return JSONResponse(error_body(code, message), exc.status_code, headers=headers)

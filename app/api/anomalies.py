@@ -8,12 +8,14 @@ from app import lines
 from app.api.deps import DB, Viewer
 from app.api.lines import LineId
 from app.schemas.anomalies import AnomalyList
+from app.schemas.errors import documented
 from app.tables import AnomalyEvent
 
-router = APIRouter(prefix="/v1/lines", tags=["anomalies"])
+router = APIRouter(prefix="/v1/lines", tags=["anomalies"], responses=documented(401, 403))
 
 
-@router.get("/{line_id}/anomalies", response_model=AnomalyList)
+@router.get("/{line_id}/anomalies", response_model=AnomalyList,
+            responses=documented(404, 422))
 def list_anomalies(line_id: LineId, session: DB, _: Viewer, since: datetime | None = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     lines.get_line(session, line_id)

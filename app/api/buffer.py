@@ -8,14 +8,16 @@ from pydantic import AwareDatetime
 from app import lines
 from app.api.deps import DB, Operator
 from app.api.lines import LineId
+from app.schemas.errors import documented
 from app.schemas.lines import BufferDiscarded
 
-router = APIRouter(prefix="/v1/lines", tags=["lines"])
+router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=documented(401, 403))
 When = Annotated[AwareDatetime | None, Query(
     description="RFC 3339 with a zone; a window's time is its `start`, else when it arrived")]
 
 
-@router.delete("/{line_id}/buffer", response_model=BufferDiscarded)
+@router.delete("/{line_id}/buffer", response_model=BufferDiscarded,
+                responses=documented(404, 409, 422))
 def discard_windows(line_id: LineId, session: DB, who: Operator, since: When = None,
                     until: When = None, reason: Annotated[str | None, Query(max_length=500)] = None
                     ) -> dict[str, Any]:

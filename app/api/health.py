@@ -5,6 +5,7 @@ from sqlalchemy import text
 
 from app.api.deps import Svc
 from app.errors import error_body
+from app.schemas.errors import documented
 
 router = APIRouter(tags=["service"])
 
@@ -14,7 +15,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=documented(503))
 def readyz(svc: Svc) -> JSONResponse:
     problems = []
     try:
@@ -29,6 +30,7 @@ def readyz(svc: Svc) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 def metrics(svc: Svc) -> Response:
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -31,6 +31,8 @@ def decode(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
         doc = _parser().parse(body)
     except ValueError:  # not JSON: the general path says where
         return None
+    except RuntimeError:  # beyond simdjson, e.g. an integer of more than 64 bits
+        return None
     if not isinstance(doc, simdjson.Object) or not isinstance(ws := doc.get("windows"),
                                                               simdjson.Array):
         return None

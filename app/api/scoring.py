@@ -2,6 +2,7 @@
 
 import io
 import time
+from typing import Any
 
 import numpy as np
 import orjson
@@ -15,19 +16,38 @@ from app.api import json_windows
 from app.api.deps import DB, Gateway, Svc
 from app.api.lines import LineId
 from app.errors import ApiError
+from app.schemas.errors import documented
 from app.schemas.scoring import FastScoreRequest, ScoreRequest, ScoreResponse
 
-router = APIRouter(prefix="/v1/lines", tags=["scoring"])
+router = APIRouter(prefix="/v1/lines", tags=["scoring"], responses=documented(401, 403))
 NPY = "application/x-npy"
 _NPY_MAGIC = b"\x93NUMPY"  # numpy.lib.format.MAGIC_PREFIX
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` inlined: in the OpenAPI document a "#/$defs/..."
+    reference resolves against the document's root, where they are not."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)  # type: ignore[no-any-return]
+
+
 _BODY_DOC = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": ScoreRequest.model_json_schema()},
+    "application/json": {"schema": _inlined(ScoreRequest.model_json_schema())},
     NPY: {"schema": {"type": "string", "format": "binary",
                      "description": "numpy .npy of float32 [N, window, channels], NaN = "
                                     "missing; batch_id and learn as query parameters"}}}}}
 
 
-@router.post("/{line_id}/windows", response_model=ScoreResponse, openapi_extra=_BODY_DOC)
+@router.post("/{line_id}/windows", response_model=ScoreResponse, openapi_extra=_BODY_DOC,
+             responses=documented(400, 404, 413, 422))
 async def post_windows(line_id: LineId, request: Request, session: DB, _: Gateway, svc: Svc,
                        batch_id: str | None = None, learn: bool = True) -> Response:
     t0 = time.perf_counter()

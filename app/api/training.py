@@ -7,10 +7,11 @@ from app import jobs, lines
 from app.api.deps import DB, Operator, Viewer
 from app.api.lines import LineId
 from app.errors import not_found
+from app.schemas.errors import documented
 from app.schemas.training import CancelRequest, JobAccepted, JobList, JobOut, RetrainRequest
 from app.tables import TrainingJob
 
-router = APIRouter(tags=["training"])
+router = APIRouter(tags=["training"], responses=documented(401, 403))
 
 
 def job_out(j: TrainingJob) -> dict[str, Any]:
@@ -21,7 +22,8 @@ def job_out(j: TrainingJob) -> dict[str, Any]:
             "reason": j.reason, "cancel_requested_at": j.cancel_requested_at}
 
 
-@router.post("/v1/lines/{line_id}/retrain", status_code=202, response_model=JobAccepted)
+@router.post("/v1/lines/{line_id}/retrain", status_code=202, response_model=JobAccepted,
+             responses=documented(400, 404, 409, 422))
 def retrain(line_id: LineId, session: DB, who: Operator,
             req: RetrainRequest | None = Body(None)) -> dict[str, Any]:
     req = req or RetrainRequest()
@@ -31,7 +33,7 @@ def retrain(line_id: LineId, session: DB, who: Operator,
     return {"job_id": job.id, "status": job.status}
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobOut)
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=documented(404, 422))
 def get_job(job_id: str, session: DB, _: Viewer) -> dict[str, Any]:
     job = session.get(TrainingJob, job_id)
     if job is None:
@@ -40,7 +42,8 @@ def get_job(job_id: str, session: DB, _: Viewer) -> dict[str, Any]:
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut,
-             responses={202: {"model": JobOut, "description": "running: stops at its next epoch"}})
+             responses={202: {"model": JobOut, "description": "running: stops at its next epoch"},
+                        **documented(400, 404, 409, 422)})
 def cancel_job(job_id: str, session: DB, who: Operator, response: Response,
                req: CancelRequest | None = Body(None)) -> dict[str, Any]:
     """200 with the job cancelled when it was queued; 202 when it is running, which ends
@@ -51,7 +54,7 @@ def cancel_job(job_id: str, session: DB, who: Operator, response: Response,
     return job_out(job)
 
 
-@router.get("/v1/lines/{line_id}/jobs", response_model=JobList)
+@router.get("/v1/lines/{line_id}/jobs", response_model=JobList, responses=documented(404, 422))
 def line_jobs(line_id: LineId, session: DB, _: Viewer,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     lines.get_line(session, line_id)

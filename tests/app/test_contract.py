@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -83,6 +84,12 @@ def test_line_validation_and_unknown_line(api: Api, line: str) -> None:
     err(api.call("GET", "/v1/jobs/nope"), 404, "job_not_found")
     assert api.call("GET", f"/v1/lines/{line}/models").json() == {"models": []}
     err(api.call("POST", f"/v1/lines/{line}/models/9/activate"), 404, "model_version_not_found")
+    r = api.call("PATCH", f"/v1/lines/{line}")
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "PUT", "DELETE"}
+    assert err(r, 405, "method_not_allowed")["message"].startswith("PATCH is not allowed here")
+    for beyond in (0, 2**31, 2**88):  # not a 500 from the driver (found by schemathesis)
+        err(api.call("POST", f"/v1/lines/{line}/models/{beyond}/activate"), 422,
+            "invalid_request")
     lines = api.call("GET", "/v1/lines").json()["lines"]
     assert [x["line_id"] for x in lines] == [line]
 
@@ -146,6 +153,13 @@ def test_duplicate_batch_is_answered_again_and_counted_once(api: Api, line: str)
 
 
 def test_retrain_conflicts(api: Api, line: str) -> None:
+    json_type = {"Content-Type": "application/json"}
+    e = err(api.call("POST", f"/v1/lines/{line}/retrain", content=b'[{"a', headers=json_type),
+            422, "invalid_request")
+    assert e["message"].startswith("body: not valid JSON at character 2"), e
+    e = err(api.call("POST", f"/v1/lines/{line}/retrain", content=b"\xff\xfe[",
+                     headers=json_type), 400, "invalid_json")  # found by schemathesis
+    assert "UTF-8" in e["message"], e
     e = err(api.call("POST", f"/v1/lines/{line}/retrain"), 409, "not_enough_windows")
     assert e["details"] == {"windows": 0, "needed": 50}
     api.call("POST", f"/v1/lines/{line}/windows",
@@ -206,6 +220,11 @@ def test_a_value_beyond_float32_is_refused_where_it_is(api: Api, line: str) -> N
         e = err(api.call("POST", f"/v1/lines/{line}/windows", **kw), 422, "invalid_values")
         assert e["details"] == {"window": 2, "row": 5, "channel": CHANNELS[1]}, e
         assert "beyond float32's range" in e["message"]
+    body = orjson.dumps({"windows": windows_json(x[:2])}).replace(b"]]", b", 1%s]]" % (
+        b"0" * 30), 1)  # an integer of 31 digits ends window 0's first row
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", content=body,
+                     headers={"Content-Type": "application/json"}), 422, "invalid_window_shape")
+    assert e["details"]["window"] == 0, e  # a row of 5 values, found by the general path
     assert api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"] == 0
 
 
@@ -258,3 +277,35 @@ def test_binary_npy_body(api: Api, line: str) -> None:
     obj = _npy(__import__("numpy").array([{"a": 1}], dtype=object))
     err(api.call("POST", f"/v1/lines/{line}/windows", content=obj,
                  headers={"Content-Type": "application/x-npy"}), 422, "invalid_npy")
+
+
+def test_every_reference_in_the_openapi_document_resolves(api: Api) -> None:
+    """Client generators (and schemathesis) read /openapi.json; the scoring body's schema once
+    pointed at "#/$defs/WindowIn", which no document holds."""
+    doc = api.client.get("/openapi.json").json()
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["$ref"]] if "$ref" in node else []
+            return own + [r for v in node.values() for r in refs(v)]
+        return [r for v in node for r in refs(v)] if isinstance(node, list) else []
+
+    found = refs(doc)
+    assert "#/components/schemas/ScoreResponse" in found
+    for ref in found:
+        node = doc
+        for part in ref.removeprefix("#/").split("/"):
+            assert part in node, f"{ref} does not resolve"
+            node = node[part]
+    body = doc["paths"]["/v1/lines/{line_id}/windows"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["properties"]["windows"]["items"]["required"] == [
+        "values"]
+    assert {"/v1/lines/{line_id}/buffer"} <= set(doc["paths"])
+    assert "delete" in doc["paths"]["/v1/lines/{line_id}"]
+    retrain = doc["paths"]["/v1/lines/{line_id}/retrain"]["post"]["responses"]
+    assert {"401", "403", "404", "409", "422"} <= set(retrain)  # in the contract's error shape
+    assert retrain["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorOut"}
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    scraped = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(scraped) == [api.client.get("/metrics").headers["content-type"]]

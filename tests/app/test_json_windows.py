@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import orjson
 
@@ -37,5 +39,7 @@ def test_anything_unusual_goes_to_the_general_path() -> None:
     text = [dict(ws[0], values=[["x"] * 4] * 16)]
     flat = [dict(ws[0], values=[0.0] * 64)]
     for body in (_body(ragged), _body(text), _body(flat), _body([]), b"[1, 2]", b"{not json",
-                 _body([dict(ws[0]), dict(ws[1], values=ws[1]["values"][:8])])):
+                 _body([dict(ws[0]), dict(ws[1], values=ws[1]["values"][:8])]),
+                 json.dumps({"batch_id": 10**30, "windows": ws}).encode(),  # > 64 bits
+                 json.dumps({"windows": [dict(ws[0], values=[[10**30] * 4] * 16)]}).encode()):
         assert json_windows.decode(body) is None, body[:80]
