@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import utcnow
 from app.jobs import OPEN
 from app.lines import vouched
-from app.tables import BufferWindow, Line, ModelVersion, TrainingJob
+from app.tables import AnomalyEvent, BufferWindow, Line, ModelVersion, TrainingJob
 
 disable_created_metrics()  # *_created series double the scrape for no dashboard use
 
@@ -71,6 +71,8 @@ def _as_dt(value: datetime | str | None) -> datetime | None:
 
 _REGIME_THRESHOLD = "lifeline_active_model_regime_threshold"
 _JOB_AGE = "lifeline_training_job_age_seconds"
+_UNACKED = "lifeline_anomaly_events_unacknowledged"
+_VERDICTS = "lifeline_anomaly_event_verdicts"
 
 
 class StateCollector(Collector):
@@ -102,10 +104,35 @@ class StateCollector(Collector):
             _JOB_AGE, "How long the line's open training job has been queued (since created) "
             "or running (since started): alert on a retrain stuck in either",
             labels=["line", "status"])
+        g[_UNACKED] = GaugeMetricFamily(
+            _UNACKED, "Anomaly events no operator has acknowledged", labels=["line"])
+        g[_VERDICTS] = GaugeMetricFamily(
+            _VERDICTS, "Anomaly events operators judged, by verdict (fault, false_alarm): "
+            "the share of faults is the alarms' precision as the plant sees it",
+            labels=["line", "verdict"])
         with self.sessions() as s:
             self._fill(s, g)
             self._open_jobs(s, g[_JOB_AGE])
+            self._events(s, g[_UNACKED], g[_VERDICTS])
         yield from g.values()
+
+    def _events(self, s: Session, unacked: GaugeMetricFamily,
+                verdicts: GaugeMetricFamily) -> None:
+        counts = s.execute(select(
+            AnomalyEvent.line_id, AnomalyEvent.acknowledged_at.is_(None), AnomalyEvent.verdict,
+            func.count()).group_by(AnomalyEvent.line_id, AnomalyEvent.acknowledged_at.is_(None),
+                                   AnomalyEvent.verdict))
+        waiting: dict[str, int] = {}
+        judged: dict[tuple[str, str], int] = {}
+        for line, pending, verdict, n in counts:
+            if pending:
+                waiting[line] = waiting.get(line, 0) + n
+            elif verdict is not None:
+                judged[line, verdict] = judged.get((line, verdict), 0) + n
+        for line in s.scalars(select(Line.id)):
+            unacked.add_metric([line], waiting.get(line, 0))
+            for verdict in ("fault", "false_alarm"):
+                verdicts.add_metric([line, verdict], judged.get((line, verdict), 0))
 
     def _open_jobs(self, s: Session, g: GaugeMetricFamily) -> None:
         now = utcnow()

@@ -139,6 +139,10 @@ class AnomalyEvent(Base):
     max_score_ratio: Mapped[float]
     top_channels: Mapped[list[Any]]
     model_version: Mapped[int]
+    acknowledged_at: Mapped[datetime | None]  # an operator has seen it
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    verdict: Mapped[str | None] = mapped_column(String(16))  # fault | false_alarm | None
+    note: Mapped[str | None] = mapped_column(String(500))
     __table_args__ = (Index("ix_anomaly_events_line_start", "line_id", "start"),)
 
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.deps import Services
+from app.auth import create_key
 from app.main import create_app
 from app.settings import Settings
 
@@ -32,6 +33,13 @@ class Api:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         headers.update(kw.pop("headers", {}))
         return self.client.request(method, url, headers=headers, **kw)
+
+    def new_key(self, role: str) -> str:
+        """A fresh API key of `role`, created as `lifeline keys create` does."""
+        with self.svc.sessions() as s:
+            _, key = create_key(s, role=role, name=f"test-{role}")
+            s.commit()
+        return key
 
     def tick(self) -> None:
         """One scheduler tick, waiting for the jobs it started (no sleeps)."""

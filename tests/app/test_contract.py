@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.auth import create_key
 from app.main import create_app
 from app.tables import AuditEntry, BufferWindow, IngestBatch
 from models.synthetic import make_windows
@@ -23,13 +22,6 @@ def line(api: Api) -> str:
                                                   "min_windows": 50})
     assert r.status_code == 201, r.text
     return LINE
-
-
-def key(api: Api, role: str) -> str:
-    with api.svc.sessions() as s:
-        _, k = create_key(s, role=role, name=f"test-{role}")
-        s.commit()
-    return k
 
 
 def err(r, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
@@ -49,7 +41,7 @@ def test_health_and_readiness_need_no_key(api: Api) -> None:
 def test_keys_and_roles(api: Api, line: str) -> None:
     err(api.call("GET", "/v1/lines", key=None), 401, "missing_api_key")
     err(api.call("GET", "/v1/lines", key="nope"), 401, "invalid_api_key")
-    gw, viewer = key(api, "gateway"), key(api, "viewer")
+    gw, viewer = api.new_key("gateway"), api.new_key("viewer")
     body = {"windows": windows_json(make_windows(1, 4, WINDOW))}
     assert api.call("POST", f"/v1/lines/{line}/windows", key=gw, json=body).status_code == 200
     err(api.call("GET", "/v1/lines", key=gw), 403, "forbidden")

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app import jobs
-from app.auth import create_key
 from app.db import utcnow
 from app.main import create_app
 from app.tables import (
@@ -38,13 +37,6 @@ def _post(api: Api, name: str, body: dict) -> dict:
     return r.json()  # type: ignore[no-any-return]
 
 
-def _key(api: Api, role: str) -> str:
-    with api.svc.sessions() as s:
-        _, k = create_key(s, role=role, name=f"test-{role}")
-        s.commit()
-    return k
-
-
 def _rows(api: Api, table: type, line: str) -> int:
     with api.svc.sessions() as s:
         return s.scalar(select(func.count()).select_from(table).where(
@@ -59,7 +51,7 @@ def test_discarded_windows_leave_the_buffer_and_the_next_model_never_sees_them(
     _post(api, "d", {"windows": [{"values": w["values"]} for w in timed[:40]]})  # no start
     url = "/v1/lines/d/buffer"
 
-    assert api.call("DELETE", url, key=_key(api, "gateway"), params=SPAN).status_code == 403
+    assert api.call("DELETE", url, key=api.new_key("gateway"), params=SPAN).status_code == 403
     r = api.call("DELETE", url, params={"since": SPAN["until"], "until": SPAN["since"]})
     assert r.status_code == 422 and "before" in r.json()["error"]["message"], r.text
     r = api.call("DELETE", url, params={"since": "2026-11-28T05:00:30"})  # no zone
@@ -122,7 +114,7 @@ def test_deleting_a_line_removes_all_it_holds_and_frees_its_name(api: Api) -> No
     assert all(_rows(api, t, "gone") for t in tables)
     assert 'line="gone"' in api.client.get("/metrics").text
 
-    assert api.call("DELETE", "/v1/lines/gone", key=_key(api, "viewer")).status_code == 403
+    assert api.call("DELETE", "/v1/lines/gone", key=api.new_key("viewer")).status_code == 403
     r = api.call("DELETE", "/v1/lines/gone")
     assert r.status_code == 204 and r.content == b"", r.text
 
