@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.tables import BufferWindow, Line, TrainingJob
@@ -42,32 +42,50 @@ def append(
     session: Session, line: Line, windows: np.ndarray, starts: list[datetime | None],
     rng: np.random.Generator,
 ) -> int:
-    """Offer windows [N, T, C] to the line's reservoir; returns how many were stored."""
-    free = max(0, line.buffer_limit - count(session, line.id))
-    direct: list[int] = []
-    replacing: list[int] = []
+    """Offer windows [N, T, C] to the line's reservoir; returns how many were stored.
+    Algorithm R over the batch in memory: a replacer evicts a uniform pick of the reservoir as
+    it stands, stored windows and this batch's alike; then one eviction, one insert."""
+    old = stored = count(session, line.id)
+    kept: list[int] = []  # this batch's windows in the reservoir
     for i in range(len(windows)):
         line.buffer_seen += 1
-        if len(direct) < free:
-            direct.append(i)
-        elif rng.integers(line.buffer_seen) < line.buffer_limit:
-            replacing.append(i)
-        else:
-            line.buffer_dropped += 1
-    rows = [BufferWindow(line_id=line.id, start=starts[i], values=encode(windows[i]))
-            for i in direct + replacing]
-    session.add_all(rows)
-    session.flush()
-    if replacing:  # each replacer evicts a random window already in the reservoir
-        newcomers = [r.id for r in rows[len(direct):]]
-        victims = select(BufferWindow.id).where(
-            BufferWindow.line_id == line.id, BufferWindow.id.not_in(newcomers)).order_by(
-            func.random()).limit(len(replacing))
-        session.execute(delete(BufferWindow).where(
-            BufferWindow.id.in_(victims.scalar_subquery())), execution_options={
-            "synchronize_session": False})
-        line.buffer_dropped += len(replacing)
-    return len(rows)
+        if old + len(kept) < line.buffer_limit:
+            kept.append(i)
+            continue
+        line.buffer_dropped += 1  # a window is lost either way: this one or a victim
+        if rng.integers(line.buffer_seen) < line.buffer_limit:
+            victim = int(rng.integers(old + len(kept)))
+            if victim < old:
+                old -= 1
+            else:
+                kept.pop(victim - old)
+            kept.append(i)
+    if old < stored:
+        _evict(session, line.id, stored, stored - old, rng)
+    if kept:
+        session.execute(insert(BufferWindow), [
+            {"line_id": line.id, "start": starts[i], "values": encode(windows[i])} for i in kept])
+    return len(kept)
+
+
+_FEW = 8
+
+
+def _evict(session: Session, line_id: str, stored: int, k: int, rng: np.random.Generator
+           ) -> None:
+    """Delete k of the line's `stored` windows, chosen uniformly. A few are found by their
+    position in the id index (a gateway posting one window at a time into a full buffer:
+    4.3 -> 0.8 ms on SQLite with 20,000 stored, bench/README.md); many by one shuffle."""
+    mine = BufferWindow.line_id == line_id
+    if k <= _FEW:
+        ids = [session.scalar(select(BufferWindow.id).where(mine).order_by(BufferWindow.id)
+                              .offset(int(o)).limit(1))
+               for o in rng.choice(stored, size=k, replace=False)]
+        victims = delete(BufferWindow).where(BufferWindow.id.in_(ids))
+    else:
+        shuffled = select(BufferWindow.id).where(mine).order_by(func.random()).limit(k)
+        victims = delete(BufferWindow).where(BufferWindow.id.in_(shuffled.scalar_subquery()))
+    session.execute(victims, execution_options={"synchronize_session": False})
 
 
 def snapshot(session: Session, line: Line) -> tuple[np.ndarray, np.ndarray]:

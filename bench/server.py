@@ -27,7 +27,8 @@ from models import Detector, to_bytes
 KEY = "bench-operator-key"
 
 
-def prepare(url: str, det: Detector, lines: list[str], channels: int, window: int) -> None:
+def prepare(url: str, det: Detector, lines: list[str], channels: int, window: int,
+            buffer_limit: int = 20_000) -> None:
     """Lines with `det` active, and the operator key, written straight into the database."""
     migrate.upgrade(url)
     sessions = make_sessionmaker(make_engine(url))
@@ -36,8 +37,8 @@ def prepare(url: str, det: Detector, lines: list[str], channels: int, window: in
         for name in lines:
             line = Line(id=name, channels=[f"c{i}" for i in range(channels)], window=window,
                         retrain_interval_s=86_400, min_windows=100, promotion="auto",
-                        target_false_alarm_rate=0.01, buffer_limit=20_000, active_version=None,
-                        last_trained_at=utcnow())  # trained just now: not due
+                        target_false_alarm_rate=0.01, buffer_limit=buffer_limit,
+                        active_version=None, last_trained_at=utcnow())  # trained just now: not due
             s.add(line)
             s.flush()
             row = registry.create_version(
@@ -101,8 +102,8 @@ def npy_bytes(x: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def json_bytes(x: np.ndarray) -> bytes:
-    return json.dumps({"learn": False, "windows": [{"values": w.tolist()} for w in x]}).encode()
+def json_bytes(x: np.ndarray, learn: bool = False) -> bytes:
+    return json.dumps({"learn": learn, "windows": [{"values": w.tolist()} for w in x]}).encode()
 
 
 def closed_loop(url: str, body: bytes, ctype: str, workers: int, seconds: float
@@ -130,8 +131,11 @@ def closed_loop(url: str, body: bytes, ctype: str, workers: int, seconds: float
     return lat
 
 
-def paced(url: str, body: bytes, ctype: str, rate: float, seconds: float) -> list[float]:
-    """Latencies of requests sent at a steady `rate` per second (open loop, one thread)."""
+def paced(url: str, body: bytes | list[bytes], ctype: str, rate: float, seconds: float
+          ) -> list[float]:
+    """Latencies of requests sent at a steady `rate` per second (open loop, one thread); a
+    list of bodies is sent in turn."""
+    bodies = body if isinstance(body, list) else [body]
     lat: list[float] = []
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": ctype}
     with httpx.Client(timeout=30) as c:
@@ -141,7 +145,7 @@ def paced(url: str, body: bytes, ctype: str, rate: float, seconds: float) -> lis
             if wait > 0:
                 time.sleep(wait)
             t = time.perf_counter()
-            c.post(url, content=body, headers=headers).raise_for_status()
+            c.post(url, content=bodies[i % len(bodies)], headers=headers).raise_for_status()
             lat.append(time.perf_counter() - t)
     return lat
 
