@@ -78,11 +78,11 @@ def discard_windows(session: Session, *, line_id: str, since: datetime | None,
     deleted = buffer.discard(session, line_id, since, until)
     if deleted is None:
         session.rollback()
-        job = jobs.open_job(session, line_id)
+        job_id = job.id if (job := jobs.open_job(session, line_id)) else None
         raise ApiError(409, "job_in_progress",
                        f"a training job is running on line {line_id!r}'s buffer as it was; "
-                       "cancel it (POST /v1/jobs/{job_id}/cancel), then discard the windows "
-                       "and retrain", {"job_id": job.id if job else None})
+                       f"cancel it (POST /v1/jobs/{job_id}/cancel), then discard the windows "
+                       "and retrain", {"job_id": job_id})
     audit.record(session, actor=actor, action="buffer.discard", line_id=line_id,
                  since=since.isoformat() if since else None,
                  until=until.isoformat() if until else None, deleted=deleted, reason=reason)

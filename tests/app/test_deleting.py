@@ -94,7 +94,7 @@ def test_discarding_while_a_job_trains_on_the_buffer_is_refused(api: Api) -> Non
     assert r.status_code == 409, r.text
     assert r.json()["error"] == {**r.json()["error"], "code": "job_in_progress",
                                  "details": {"job_id": queued}}
-    assert "cancel" in r.json()["error"]["message"]
+    assert f"POST /v1/jobs/{queued}/cancel" in r.json()["error"]["message"]
     assert api.call("GET", "/v1/lines/busy").json()["buffer"]["windows"] == 50
 
 
