@@ -111,28 +111,29 @@ class StateCollector(Collector):
             "the share of faults is the alarms' precision as the plant sees it",
             labels=["line", "verdict"])
         with self.sessions() as s:
-            self._fill(s, g)
+            lines = list(s.scalars(select(Line)))
+            self._fill(s, lines, g)
             self._open_jobs(s, g[_JOB_AGE])
-            self._events(s, g[_UNACKED], g[_VERDICTS])
+            self._events(s, lines, g[_UNACKED], g[_VERDICTS])
         yield from g.values()
 
-    def _events(self, s: Session, unacked: GaugeMetricFamily,
+    def _events(self, s: Session, lines: list[Line], unacked: GaugeMetricFamily,
                 verdicts: GaugeMetricFamily) -> None:
-        counts = s.execute(select(
-            AnomalyEvent.line_id, AnomalyEvent.acknowledged_at.is_(None), AnomalyEvent.verdict,
-            func.count()).group_by(AnomalyEvent.line_id, AnomalyEvent.acknowledged_at.is_(None),
-                                   AnomalyEvent.verdict))
-        waiting: dict[str, int] = {}
+        # A verdict is only ever given with an acknowledgement, so per (line, verdict) the
+        # events not yet acknowledged are the total less those acknowledged.
+        unseen: dict[str, int] = {}
         judged: dict[tuple[str, str], int] = {}
-        for line, pending, verdict, n in counts:
-            if pending:
-                waiting[line] = waiting.get(line, 0) + n
-            elif verdict is not None:
-                judged[line, verdict] = judged.get((line, verdict), 0) + n
-        for line in s.scalars(select(Line.id)):
-            unacked.add_metric([line], waiting.get(line, 0))
+        for line_id, verdict, n, seen in s.execute(select(
+                AnomalyEvent.line_id, AnomalyEvent.verdict, func.count(),
+                func.count(AnomalyEvent.acknowledged_at)).group_by(
+                AnomalyEvent.line_id, AnomalyEvent.verdict)):
+            unseen[line_id] = unseen.get(line_id, 0) + n - seen
+            if verdict is not None:
+                judged[line_id, verdict] = n
+        for line in lines:
+            unacked.add_metric([line.id], unseen.get(line.id, 0))
             for verdict in ("fault", "false_alarm"):
-                verdicts.add_metric([line, verdict], judged.get((line, verdict), 0))
+                verdicts.add_metric([line.id, verdict], judged.get((line.id, verdict), 0))
 
     def _open_jobs(self, s: Session, g: GaugeMetricFamily) -> None:
         now = utcnow()
@@ -141,7 +142,7 @@ class StateCollector(Collector):
             if since is not None:
                 g.add_metric([job.line_id, job.status], (now - since).total_seconds())
 
-    def _fill(self, s: Session, g: dict[str, GaugeMetricFamily]) -> None:
+    def _fill(self, s: Session, lines: list[Line], g: dict[str, GaugeMetricFamily]) -> None:
         now = utcnow()
         buf = {r[0]: (r[1], r[2]) for r in s.execute(select(
             BufferWindow.line_id, func.count(), func.min(BufferWindow.received_at)).group_by(
@@ -150,7 +151,7 @@ class StateCollector(Collector):
             TrainingJob.status == "succeeded").group_by(TrainingJob.line_id)).all())
         active = {v.line_id: v for v in s.scalars(select(ModelVersion).where(
             ModelVersion.status == "active"))}
-        for line in s.scalars(select(Line)):
+        for line in lines:
             n, old = buf.get(line.id, (0, None))
             old = _as_dt(old)
             age = (now - old.replace(tzinfo=now.tzinfo)).total_seconds() if old else 0.0
