@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.db import utcnow
+from app.db import get_for_update, utcnow
 from app.errors import not_found
 from app.tables import AnomalyEvent
 
@@ -42,7 +42,7 @@ def acknowledge(session: Session, *, line_id: str, event_id: int, verdict: Verdi
                 note: str | None, actor: str) -> AnomalyEvent:
     """Mark an event seen, with the operator's verdict if given. Acknowledging again (a
     verdict reached later, after the maintenance report) replaces the verdict and note."""
-    event = session.get(AnomalyEvent, event_id, with_for_update=True)
+    event = get_for_update(session, AnomalyEvent, event_id)
     if event is None or event.line_id != line_id:
         raise not_found("anomaly", event_id)
     event.acknowledged_at, event.acknowledged_by = utcnow(), actor

@@ -68,6 +68,19 @@ def append(
     return len(kept)
 
 
+def shrink(session: Session, line: Line, rng: np.random.Generator) -> int:
+    """Evict down to a lowered buffer_limit at once; returns how many went. Left alone, the
+    reservoir would hold its old size (each window it keeps replaces one) until the next
+    model's activation. A uniform pick of a uniform sample is one, so algorithm R goes on."""
+    stored = count(session, line.id)
+    excess = stored - line.buffer_limit
+    if excess <= 0:
+        return 0
+    _evict(session, line.id, stored, excess, rng)
+    line.buffer_dropped += excess
+    return excess
+
+
 _FEW = 8
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -65,4 +67,20 @@ def _sqlite_pragmas(conn: Any, _record: Any) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def get_for_update(session: Session, entity: type[T], key: Any) -> T | None:
+    """The row, locked until the transaction ends, its attributes read afresh.
+
+    SQLite compiles FOR UPDATE away, and its driver opens a transaction only at the first
+    write, so two requests could read the same counters and write back one result: eight
+    threads posting to one line lost 266 of 340 dropped-window counts and kept 63 windows in a
+    buffer of 60. There the lock is the database's single writer, taken before reading
+    (BEGIN IMMEDIATE, waiting up to busy_timeout); a session that has written already holds it.
+    """
+    conn = session.connection()
+    driver = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite" and driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return session.get(entity, key, with_for_update=True, populate_existing=True)
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit, buffer
-from app.db import utcnow
+from app.db import get_for_update, utcnow
 from app.errors import ApiError, not_found
 from app.tables import TrainingJob
 
@@ -99,7 +99,7 @@ def requeue(session: Session, *, job_id: str, owner: str) -> None:
     """Hand a job this process stopped back to the queue, its attempt not counted: the next
     replica or restart to claim it starts it afresh (or close it, if an operator cancelled it
     meanwhile). LeaseLost if it is no longer ours."""
-    job = session.get(TrainingJob, job_id, with_for_update=True, populate_existing=True)
+    job = get_for_update(session, TrainingJob, job_id)
     if job is None or job.lease_owner != owner or job.status != "running":
         raise LeaseLost(job_id)
     if not _release(job, utcnow()):

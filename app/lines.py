@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app import audit, buffer, jobs, registry
+from app.db import get_for_update
 from app.errors import ApiError, not_found
 from app.schemas.lines import LineConfig
 from app.tables import Line, ModelVersion
@@ -21,7 +23,7 @@ def vouched(line: Line, now: datetime) -> bool:
 
 def get_line(session: Session, line_id: str, *, lock: bool = False) -> Line:
     """The line, or a 404; with `lock`, its row locked and its attributes read afresh."""
-    line = session.get(Line, line_id, with_for_update=lock, populate_existing=lock)
+    line = get_for_update(session, Line, line_id) if lock else session.get(Line, line_id)
     if line is None:
         raise not_found("line", line_id)
     return line
@@ -29,10 +31,11 @@ def get_line(session: Session, line_id: str, *, lock: bool = False) -> Line:
 
 def put_line(
     session: Session, *, line_id: str, cfg: LineConfig, default_buffer_limit: int,
-    buffer_max_mb: float, actor: str
+    buffer_max_mb: float, actor: str, rng: np.random.Generator
 ) -> tuple[Line, bool]:
-    """Create or update a line; the shape of a line that has a model is fixed (409)."""
-    line = session.get(Line, line_id, with_for_update=True)
+    """Create or update a line; the shape of a line that has a model is fixed (409). A lowered
+    buffer_limit takes effect at once: an operator lowers it to free space."""
+    line = get_for_update(session, Line, line_id)
     values = cfg.model_dump()
     values["buffer_limit"] = _buffer_limit(cfg, default_buffer_limit, buffer_max_mb)
     _check_buffer_holds_a_training(values["min_windows"], values["buffer_limit"], buffer_max_mb)
@@ -44,9 +47,11 @@ def put_line(
         _check_shape_change(session, line, cfg)
         for key, value in values.items():
             setattr(line, key, value)
+    evicted = 0 if created else buffer.shrink(session, line, rng)
     audit.record(session, actor=actor, action="line.create" if created else "line.update",
                  line_id=line_id, config=cfg.model_dump(mode="json") | {
-                     "buffer_limit": values["buffer_limit"]})
+                     "buffer_limit": values["buffer_limit"]},
+                 **({"buffer_evicted": evicted} if evicted else {}))
     session.commit()
     return line, created
 

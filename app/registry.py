@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app import audit, buffer
-from app.db import utcnow
+from app.db import get_for_update, utcnow
 from app.errors import ApiError, not_found
 from app.tables import Line, ModelVersion
 
@@ -67,7 +67,7 @@ def activate(session: Session, *, line: Line, row: ModelVersion) -> int:
 
 def activate_version(session: Session, *, line: Line, version: int, actor: str) -> ModelVersion:
     """Operator action: promote a candidate or roll back to an earlier version."""
-    session.refresh(line, with_for_update=True)
+    get_for_update(session, Line, line.id)
     row = get_version(session, line.id, version)
     previous = line.active_version
     deleted = activate(session, line=line, row=row)

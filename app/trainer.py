@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import models
 from app import buffer, jobs, registry
 from app.compute import Cancelled, Compute, Interrupted, on_epoch, stop_requested
-from app.db import utcnow
+from app.db import get_for_update, utcnow
 from app.metrics import Metrics
 from app.settings import Settings
 from app.tables import Line, TrainingJob
@@ -103,7 +103,7 @@ class JobRunner:
         t0 = time.perf_counter()
         with self.sessions() as s:
             job = s.get(TrainingJob, job_id)
-            line = s.get(Line, job.line_id, with_for_update=True) if job else None
+            line = get_for_update(s, Line, job.line_id) if job else None
             if job is None or line is None:
                 log.warning("job %s: its line was deleted before it started", job_id)
                 return
@@ -178,12 +178,14 @@ class JobRunner:
 
     def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
         with self.sessions() as s:
-            line = s.get(Line, line_id, with_for_update=True)
+            line = get_for_update(s, Line, line_id)
             if line is None:  # deleted while the job ran, and the job with it
                 raise jobs.LeaseLost(job_id)
             # Locked, so a cancel either lands before this (no version) or finds the job ended.
-            if s.get_one(TrainingJob, job_id, with_for_update=True,
-                         populate_existing=True).cancel_requested_at is not None:
+            job = get_for_update(s, TrainingJob, job_id)
+            if job is None:
+                raise jobs.LeaseLost(job_id)
+            if job.cancel_requested_at is not None:
                 jobs.finish(s, job_id=job_id, owner=self.owner, status="cancelled")
                 s.commit()
                 return "cancelled"

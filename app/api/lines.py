@@ -17,7 +17,8 @@ def put_line(line_id: LineId, cfg: LineConfig, session: DB, who: Operator, svc: 
              response: Response) -> dict[str, Any]:
     line, created = lines.put_line(session, line_id=line_id, cfg=cfg, actor=who.actor,
                                    default_buffer_limit=svc.settings.buffer_limit,
-                                   buffer_max_mb=svc.settings.buffer_max_mb)
+                                   buffer_max_mb=svc.settings.buffer_max_mb,
+                                   rng=svc.scoring.rng)
     response.status_code = 201 if created else 200
     return lines.describe(session, line)
 

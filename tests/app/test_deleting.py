@@ -137,12 +137,12 @@ def test_deleting_a_line_removes_all_it_holds_and_frees_its_name(api: Api) -> No
 
 
 def test_deleting_a_line_stops_the_job_training_on_it(db_url: str) -> None:
-    settings = settings_for(db_url, job_lease_s=1.5)  # the lease renews every 0.5 s
+    settings = settings_for(db_url, job_lease_s=0.6)  # the lease renews every 0.2 s
     with TestClient(create_app(settings)) as client:
         api = Api(client, {})
         _line(api, "short-lived", min_windows=100)
         _post(api, "short-lived", {"windows": windows_json(
-            make_windows(150, 4, WINDOW, 0, seed=1))})
+            make_windows(400, 4, WINDOW, 0, seed=1))})
         job = api.call("POST", "/v1/lines/short-lived/retrain").json()["job_id"]
         (fut,) = api.svc.scheduler.tick()  # a first model: five fits
         while not api.call("GET", f"/v1/jobs/{job}").json()["metrics"].get("progress"):

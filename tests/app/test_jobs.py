@@ -108,7 +108,7 @@ def test_a_job_cancelled_while_its_owner_is_gone_is_not_run_again(db_url: str) -
 def test_an_operator_cancels_a_queued_job_at_once_and_a_running_one_at_its_next_epoch(
         db_url: str) -> None:
     """Two replicas on one database: B is asked, A runs the job and stops it."""
-    settings = settings_for(db_url, job_lease_s=1.5)  # A reads the cancel within 0.5 s
+    settings = settings_for(db_url, job_lease_s=0.6)  # A reads the cancel within 0.2 s
     with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
         api_a, api_b = Api(a, {}), Api(b, {})
         _warm_line(api_a, "c")
@@ -236,8 +236,8 @@ def test_a_shutdown_stops_a_running_retrain_and_requeues_it(db_url: str) -> None
 def test_a_running_job_shows_which_fit_and_epoch_it_is_on(db_url: str) -> None:
     """A new regime also trains a model per calibration fold, minutes on a real buffer: while
     it runs, the job's metrics say how far it is (written within a few seconds of a change;
-    here the lease is short, so they are written every half second)."""
-    with TestClient(create_app(settings_for(db_url, job_lease_s=1.5))) as client:
+    here the lease is short, so they are written every 0.2 s)."""
+    with TestClient(create_app(settings_for(db_url, job_lease_s=0.6))) as client:
         api = Api(client, {})
         _warm_line(api, "p")
         api.tick()
