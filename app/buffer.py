@@ -29,10 +29,6 @@ def decode(blobs: list[bytes], window: int, channels: int) -> np.ndarray:
     return flat.reshape(len(blobs), window, channels).copy()  # writable, for torch
 
 
-def count(session: Session, line_id: str) -> int:
-    return session.scalar(select(func.count()).where(BufferWindow.line_id == line_id)) or 0
-
-
 def oldest(session: Session, line_id: str) -> datetime | None:
     return session.scalar(
         select(func.min(BufferWindow.received_at)).where(BufferWindow.line_id == line_id))
@@ -44,8 +40,9 @@ def append(
 ) -> int:
     """Offer windows [N, T, C] to the line's reservoir; returns how many were stored.
     Algorithm R over the batch in memory: a replacer evicts a uniform pick of the reservoir as
-    it stands, stored windows and this batch's alike; then one eviction, one insert."""
-    old = stored = count(session, line.id)
+    it stands, stored windows and this batch's alike; then one eviction, one insert. The
+    caller holds the line's lock (its counters are read and written back)."""
+    old = stored = line.buffer_windows
     kept: list[int] = []  # this batch's windows in the reservoir
     for i in range(len(windows)):
         line.buffer_seen += 1
@@ -65,6 +62,7 @@ def append(
     if kept:
         session.execute(insert(BufferWindow), [
             {"line_id": line.id, "start": starts[i], "values": encode(windows[i])} for i in kept])
+    line.buffer_windows = old + len(kept)
     return len(kept)
 
 
@@ -72,12 +70,13 @@ def shrink(session: Session, line: Line, rng: np.random.Generator) -> int:
     """Evict down to a lowered buffer_limit at once; returns how many went. Left alone, the
     reservoir would hold its old size (each window it keeps replaces one) until the next
     model's activation. A uniform pick of a uniform sample is one, so algorithm R goes on."""
-    stored = count(session, line.id)
+    stored = line.buffer_windows
     excess = stored - line.buffer_limit
     if excess <= 0:
         return 0
     _evict(session, line.id, stored, excess, rng)
     line.buffer_dropped += excess
+    line.buffer_windows = line.buffer_limit
     return excess
 
 
@@ -109,7 +108,7 @@ def snapshot(session: Session, line: Line) -> tuple[np.ndarray, np.ndarray]:
     return ids, decode([r[1] for r in rows], line.window, len(line.channels))
 
 
-def discard(session: Session, line_id: str, since: datetime | None, until: datetime | None
+def discard(session: Session, line: Line, since: datetime | None, until: datetime | None
             ) -> int | None:
     """Delete the line's windows timed in [since, until) (the gateway's `start`, else when
     received), or None, deleting nothing, while a training job runs: it trains on the buffer
@@ -117,9 +116,9 @@ def discard(session: Session, line_id: str, since: datetime | None, until: datet
     deletion: the caller holds the line's row lock, which the trainer takes before its
     snapshot (app/trainer.py)."""
     at = func.coalesce(BufferWindow.start, BufferWindow.received_at)
-    running = select(TrainingJob.id).where(TrainingJob.line_id == line_id,
+    running = select(TrainingJob.id).where(TrainingJob.line_id == line.id,
                                            TrainingJob.status == "running").exists()
-    stmt = delete(BufferWindow).where(BufferWindow.line_id == line_id, ~running)
+    stmt = delete(BufferWindow).where(BufferWindow.line_id == line.id, ~running)
     if since is not None:
         stmt = stmt.where(at >= since)
     if until is not None:
@@ -127,15 +126,18 @@ def discard(session: Session, line_id: str, since: datetime | None, until: datet
     deleted: int = session.execute(stmt).rowcount  # type: ignore[attr-defined]
     if deleted == 0 and session.scalar(select(running)):
         return None
+    line.buffer_windows -= deleted
     return deleted
 
 
-def delete_trained(session: Session, line_id: str, ids: np.ndarray) -> int:
-    """Delete the windows that trained a model now active (the retention guarantee)."""
+def delete_trained(session: Session, line: Line, ids: np.ndarray) -> int:
+    """Delete the windows that trained a model now active (the retention guarantee); those
+    evicted or discarded since its snapshot are gone already."""
     deleted = 0
     for i in range(0, len(ids), 5000):  # stay under bind-parameter limits
         chunk = [int(x) for x in ids[i : i + 5000]]
         res = session.execute(delete(BufferWindow).where(
-            BufferWindow.line_id == line_id, BufferWindow.id.in_(chunk)))
+            BufferWindow.line_id == line.id, BufferWindow.id.in_(chunk)))
         deleted += res.rowcount or 0  # type: ignore[attr-defined]
+    line.buffer_windows -= deleted
     return deleted

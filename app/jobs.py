@@ -15,10 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import audit, buffer
+from app import audit
 from app.db import get_for_update, utcnow
 from app.errors import ApiError, not_found
-from app.tables import TrainingJob
+from app.tables import Line, TrainingJob
 
 OPEN = ("queued", "running")
 
@@ -174,21 +174,21 @@ def fail_interrupted(session: Session, *, owner_prefix: str) -> int:
     return len(rows)
 
 
-def request_retrain(session: Session, *, line_id: str, min_windows: int, new_regime: bool,
-                    reason: str | None, actor: str) -> TrainingJob:
+def request_retrain(session: Session, *, line: Line, new_regime: bool, reason: str | None,
+                    actor: str) -> TrainingJob:
     """Operator-triggered job: 409 when one is open or the buffer holds too few windows."""
-    existing = open_job(session, line_id)
+    existing = open_job(session, line.id)
     if existing is not None:
         raise ApiError(409, "job_in_progress",
-                       f"line {line_id!r} already has a training job {existing.status}",
+                       f"line {line.id!r} already has a training job {existing.status}",
                        {"job_id": existing.id})
-    have = buffer.count(session, line_id)
-    if have < min_windows:
+    have, need = line.buffer_windows, line.min_windows
+    if have < need:
         raise ApiError(409, "not_enough_windows",
-                       f"the fresh buffer holds {have} windows; training needs {min_windows}. "
+                       f"the fresh buffer holds {have} windows; training needs {need}. "
                        "Post more normal windows with learn=true, or lower min_windows",
-                       {"windows": have, "needed": min_windows})
-    audit.record(session, actor=actor, action="line.retrain", line_id=line_id,
+                       {"windows": have, "needed": need})
+    audit.record(session, actor=actor, action="line.retrain", line_id=line.id,
                  new_regime=new_regime, reason=reason)
-    return enqueue(session, line_id=line_id, trigger="operator", new_regime=new_regime,
+    return enqueue(session, line_id=line.id, trigger="operator", new_regime=new_regime,
                    reason=reason)

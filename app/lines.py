@@ -61,11 +61,11 @@ def delete_line(session: Session, *, line_id: str, actor: str) -> None:
     go in one transaction, by the database's cascades; the audit trail keeps who and when. A
     running job's replica finds the job gone at its next lease renewal and stops training
     (app/trainer.py)."""
-    get_line(session, line_id, lock=True)
+    line = get_line(session, line_id, lock=True)
     running = jobs.open_job(session, line_id)
     versions = session.scalar(select(func.count()).where(ModelVersion.line_id == line_id))
     audit.record(session, actor=actor, action="line.delete", line_id=line_id,
-                 buffer_windows=buffer.count(session, line_id), versions=versions,
+                 buffer_windows=line.buffer_windows, versions=versions,
                  open_job=running.id if running else None)
     session.execute(delete(Line).where(Line.id == line_id))
     session.commit()
@@ -79,8 +79,8 @@ def discard_windows(session: Session, *, line_id: str, since: datetime | None,
     if since is not None and until is not None and since >= until:
         raise ApiError(422, "invalid_request", "since must be before until",
                        [{"field": "since", "problem": "must be before until"}])
-    get_line(session, line_id, lock=True)
-    deleted = buffer.discard(session, line_id, since, until)
+    line = get_line(session, line_id, lock=True)
+    deleted = buffer.discard(session, line, since, until)
     if deleted is None:
         session.rollback()
         job_id = job.id if (job := jobs.open_job(session, line_id)) else None
@@ -143,7 +143,7 @@ def _check_shape_change(session: Session, line: Line, cfg: LineConfig) -> None:
                        "create a new line for the new sensor layout (or delete this one to "
                        "reuse its name)",
                        {"channels": line.channels, "window": line.window})
-    if buffer.count(session, line.id):
+    if line.buffer_windows:
         raise ApiError(409, "line_shape_locked",
                        "channels and window cannot change while windows of the old shape are "
                        "buffered", {"channels": line.channels, "window": line.window})
@@ -171,7 +171,7 @@ def describe(session: Session, line: Line) -> dict[str, Any]:
 
 
 def buffer_state(session: Session, line: Line) -> dict[str, Any]:
-    return {"windows": buffer.count(session, line.id), "oldest_at": buffer.oldest(session, line.id),
+    return {"windows": line.buffer_windows, "oldest_at": buffer.oldest(session, line.id),
             "dropped": line.buffer_dropped}
 
 

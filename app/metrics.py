@@ -144,18 +144,16 @@ class StateCollector(Collector):
 
     def _fill(self, s: Session, lines: list[Line], g: dict[str, GaugeMetricFamily]) -> None:
         now = utcnow()
-        buf = {r[0]: (r[1], r[2]) for r in s.execute(select(
-            BufferWindow.line_id, func.count(), func.min(BufferWindow.received_at)).group_by(
-            BufferWindow.line_id))}
+        oldest = dict(s.execute(select(BufferWindow.line_id, func.min(BufferWindow.received_at))
+                                .group_by(BufferWindow.line_id)).all())
         ok = dict(s.execute(select(TrainingJob.line_id, func.max(TrainingJob.finished_at)).where(
             TrainingJob.status == "succeeded").group_by(TrainingJob.line_id)).all())
         active = {v.line_id: v for v in s.scalars(select(ModelVersion).where(
             ModelVersion.status == "active"))}
         for line in lines:
-            n, old = buf.get(line.id, (0, None))
-            old = _as_dt(old)
+            old = _as_dt(oldest.get(line.id))
             age = (now - old.replace(tzinfo=now.tzinfo)).total_seconds() if old else 0.0
-            g["lifeline_buffer_windows"].add_metric([line.id], n)
+            g["lifeline_buffer_windows"].add_metric([line.id], line.buffer_windows)
             g["lifeline_buffer_oldest_age_seconds"].add_metric([line.id], age)
             g["lifeline_buffer_dropped_windows"].add_metric([line.id], line.buffer_dropped)
             g["lifeline_learn_flagged"].add_metric([line.id], float(vouched(line, now)))

@@ -60,8 +60,8 @@ def activate(session: Session, *, line: Line, row: ModelVersion) -> int:
     line.active_version = row.version
     line.open_event_id = None
     ids = np.frombuffer(row.trained_window_ids, dtype="<i8")
-    deleted = buffer.delete_trained(session, line.id, ids)
-    line.buffer_seen = buffer.count(session, line.id)
+    deleted = buffer.delete_trained(session, line, ids)
+    line.buffer_seen = line.buffer_windows
     return deleted
 
 

@@ -9,14 +9,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
 from app.db import utcnow
 from app.errors import ApiError
 from app.settings import Settings
-from app.tables import BufferWindow, Line, TrainingJob
+from app.tables import Line, TrainingJob
 from app.trainer import JobRunner
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,13 @@ RETRY_BACKOFF = timedelta(minutes=10)
 def enqueue_due(s: Session) -> list[str]:
     """Queue warm-up jobs for lines that buffered min_windows, scheduled ones when due."""
     now = utcnow()
-    counts = dict(s.execute(select(BufferWindow.line_id, func.count()).group_by(
-        BufferWindow.line_id)).all())
     busy = set(s.scalars(select(TrainingJob.line_id).where(TrainingJob.status.in_(jobs.OPEN))))
     recent_fail = set(s.scalars(select(TrainingJob.line_id).where(
         TrainingJob.status.in_(("failed", "rejected")),
         TrainingJob.finished_at > now - RETRY_BACKOFF)))
     queued = []
     for line in s.scalars(select(Line)):
-        if line.id in busy or line.id in recent_fail or counts.get(line.id, 0) < line.min_windows:
+        if line.id in busy or line.id in recent_fail or line.buffer_windows < line.min_windows:
             continue
         due = line.last_trained_at is None or (
             line.last_trained_at + timedelta(seconds=line.retrain_interval_s) <= now)

@@ -37,6 +37,9 @@ class Line(Base):
     last_trained_at: Mapped[datetime | None]
     buffer_seen: Mapped[int] = mapped_column(default=0)  # offered to the reservoir since training
     buffer_dropped: Mapped[int] = mapped_column(default=0)
+    # Windows in the fresh buffer, kept by every change to it under the line's lock: counting
+    # them was a third of a one-window learn=true request's writes (app/buffer.py).
+    buffer_windows: Mapped[int] = mapped_column(default=0)
     open_event_id: Mapped[int | None]  # anomaly event the next anomalous window extends
     # Until then flagged windows join the buffer too: an operator vouches for the line's data.
     learn_flagged_until: Mapped[datetime | None]

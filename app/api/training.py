@@ -28,8 +28,8 @@ def retrain(line_id: LineId, session: DB, who: Operator,
             req: RetrainRequest | None = Body(None)) -> dict[str, Any]:
     req = req or RetrainRequest()
     line = lines.get_line(session, line_id)
-    job = jobs.request_retrain(session, line_id=line.id, min_windows=line.min_windows,
-                               new_regime=req.new_regime, reason=req.reason, actor=who.actor)
+    job = jobs.request_retrain(session, line=line, new_regime=req.new_regime, reason=req.reason,
+                               actor=who.actor)
     return {"job_id": job.id, "status": job.status}
 
 

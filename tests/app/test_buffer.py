@@ -9,13 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from app import buffer
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.tables import AuditEntry, BufferWindow, Line
-from tests.app.conftest import Api, settings_for
+from models.synthetic import make_windows
+from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
 
 LIMIT, OFFERED, RUNS = 10, 100, 24
 
@@ -34,7 +35,7 @@ def test_the_reservoir_keeps_each_offered_window_equally_likely(db_url: str, bat
         s.commit()
         for _ in range(RUNS):
             s.execute(delete(BufferWindow))
-            line.buffer_seen = line.buffer_dropped = 0
+            line.buffer_seen = line.buffer_dropped = line.buffer_windows = 0
             for i in range(0, OFFERED, batch):
                 x = np.arange(i, i + batch, dtype=np.float32)[:, None, None].repeat(4, 1)
                 buffer.append(s, line, x, [None] * batch, rng)
@@ -97,3 +98,49 @@ def test_a_lowered_buffer_limit_frees_the_space_at_once(db_url: str) -> None:
                 AuditEntry.action == "line.update")).one()
     assert len(set(kept[:, 0, 0].tolist())) == 40  # 40 distinct windows
     assert update.details["buffer_evicted"] == 60
+
+
+def _sizes(api: Api, line: str) -> tuple[int, int]:
+    """(the size a line reports, the rows its buffer holds)."""
+    reported = api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"]
+    with api.svc.sessions() as s:
+        rows = s.scalar(select(func.count()).where(BufferWindow.line_id == line))
+    return reported, rows
+
+
+def test_the_buffer_size_a_line_keeps_matches_its_rows_through_every_change(db_url: str
+                                                                           ) -> None:
+    """The size is kept on the line row, not counted: each change to the buffer (reservoir,
+    discard, a lowered limit, activation, rollback) must keep it exact."""
+    with TestClient(create_app(settings_for(db_url))) as client:
+        api = Api(client, {})
+        cfg = {"channels": CHANNELS, "window": WINDOW, "min_windows": 60, "buffer_limit": 150}
+        assert api.call("PUT", "/v1/lines/k", json=cfg).status_code == 201
+
+        def post(n: int, seed: int, start_s: int = 0) -> None:
+            body = {"windows": windows_json(make_windows(n, 4, WINDOW, 0, seed=seed), start_s)}
+            assert api.call("POST", "/v1/lines/k/windows", json=body).status_code == 200
+
+        seen = []
+        post(120, seed=1)
+        seen.append(_sizes(api, "k"))  # (120, 120)
+        post(100, seed=2, start_s=600)  # the reservoir replaces: still its bound
+        seen.append(_sizes(api, "k"))
+        r = api.call("DELETE", "/v1/lines/k/buffer", params={"until": "2026-11-28T05:01:00Z"})
+        assert r.status_code == 200 and r.json()["deleted"] > 0, r.text
+        seen.append(_sizes(api, "k"))
+        assert api.call("PUT", "/v1/lines/k", json=cfg | {"buffer_limit": 80}).status_code == 200
+        seen.append(_sizes(api, "k"))  # (80, 80)
+        api.tick()  # the first model trains on the buffer and, active, deletes it
+        seen.append(_sizes(api, "k"))  # (0, 0)
+        post(70, seed=3)
+        api.call("POST", "/v1/lines/k/retrain")
+        api.tick()
+        post(10, seed=4)
+        seen.append(_sizes(api, "k"))  # version 2 deleted what trained it; 10 new
+        versions = [v["version"] for v in api.call("GET", "/v1/lines/k/models").json()["models"]]
+        assert api.call("POST", "/v1/lines/k/models/1/activate").status_code == 200
+        seen.append(_sizes(api, "k"))
+    assert sorted(versions) == [1, 2]
+    assert all(reported == rows for reported, rows in seen), seen
+    assert [rows for _, rows in seen] == [120, 150, seen[2][1], 80, 0, 10, 10], seen

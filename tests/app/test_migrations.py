@@ -51,7 +51,9 @@ def test_learn_flagged_until_migrates_without_losing_a_row(db_url: str) -> None:
             assert conn.scalar(text("SELECT count(*) FROM lines")) == 1, revision
     with engine.connect() as conn:  # 0003: a line from before gets no shape-only channel
         marked = conn.scalar(text("SELECT shape_only_channels FROM lines"))
+        held = conn.scalar(text("SELECT buffer_windows FROM lines"))  # 0007: counted once
     assert (json.loads(marked) if isinstance(marked, str) else marked) == []
+    assert held == 1
     engine.dispose()
 
 
