@@ -53,6 +53,9 @@ class Line(Base):
 
 class BufferWindow(Base):
     __tablename__ = "buffer_windows"
+    # Never reuse an id on SQLite: activation deletes a version's training windows by id
+    # (migration 0008).
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     line_id: Mapped[str] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), index=True)
     start: Mapped[datetime | None]

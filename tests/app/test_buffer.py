@@ -144,3 +144,29 @@ def test_the_buffer_size_a_line_keeps_matches_its_rows_through_every_change(db_u
     assert sorted(versions) == [1, 2]
     assert all(reported == rows for reported, rows in seen), seen
     assert [rows for _, rows in seen] == [120, 150, seen[2][1], 80, 0, 10, 10], seen
+
+
+def test_a_rollback_deletes_no_window_buffered_since(db_url: str) -> None:
+    """Activating a version deletes the windows that trained it, by id. SQLite gave a new row
+    the largest id in the table plus one, so once a training emptied the buffer, new windows
+    took the ids of windows long deleted, and rolling back to the version those trained
+    deleted the fresh windows with them: buffer ids are never reused (migration 0008)."""
+    with TestClient(create_app(settings_for(db_url, train_max_epochs=2))) as client:
+        api = Api(client, {})
+        cfg = {"channels": CHANNELS, "window": WINDOW, "min_windows": 60}
+        assert api.call("PUT", "/v1/lines/k", json=cfg).status_code == 201
+
+        def post(n: int, seed: int) -> None:
+            body = {"windows": windows_json(make_windows(n, 4, WINDOW, 0, seed=seed))}
+            assert api.call("POST", "/v1/lines/k/windows", json=body).status_code == 200
+
+        post(80, seed=1)
+        api.tick()  # version 1 trains on all 80 and deletes them
+        post(80, seed=2)
+        assert api.call("POST", "/v1/lines/k/retrain").status_code == 202
+        api.tick()  # version 2 likewise
+        assert _sizes(api, "k") == (0, 0)
+        post(30, seed=3)  # fresh windows no model trained on
+        assert api.call("POST", "/v1/lines/k/models/1/activate").status_code == 200
+        assert api.call("GET", "/v1/lines/k").json()["active_model"]["version"] == 1
+        assert _sizes(api, "k") == (30, 30)

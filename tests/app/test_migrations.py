@@ -4,7 +4,9 @@ import json
 import multiprocessing
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -84,6 +86,33 @@ def test_lines_whose_first_model_has_no_axes_migrate_to_principal_axes_false(db_
     with engine.connect() as conn:
         got = dict(conn.execute(text("SELECT id, principal_axes FROM lines")).all())
     assert {k: bool(v) for k, v in got.items()} == {"old": False, "new": True, "bare": True}
+    engine.dispose()
+
+
+def test_buffer_ids_from_0008_on_pass_every_id_a_version_trained_on(tmp_path: Path) -> None:
+    """A SQLite database from before 0008 whose buffer was emptied by a training: new windows
+    must not take the ids that version's list names (a rollback would delete them).
+    PostgreSQL's sequence never issued them twice in the first place."""
+    db_url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(db_url, "0007")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO lines (id, channels, \"window\", retrain_interval_s, min_windows, "
+            "promotion, target_false_alarm_rate, buffer_limit, buffer_seen, buffer_dropped, "
+            "buffer_windows, created_at, updated_at) VALUES ('l1', '[\"a\"]', 8, 60, 20, "
+            "'auto', 0.01, 100, 0, 0, 0, :t, :t)"), {"t": utcnow()})
+        conn.execute(text(
+            "INSERT INTO model_versions (line_id, version, status, regimes, threshold, metrics, "
+            "reasons, artifact, trained_window_ids, created_at) VALUES ('l1', 1, 'active', 1, "
+            "1.0, '{}', '[]', :a, :ids, :t)"),
+            {"a": b"", "ids": np.arange(1, 41, dtype="<i8").tobytes(), "t": utcnow()})
+    migrate.upgrade(db_url)
+    with engine.begin() as conn:
+        new = conn.execute(text("INSERT INTO buffer_windows (line_id, \"values\", received_at) "
+                                "VALUES ('l1', :v, :t) RETURNING id"),
+                           {"v": b"\0" * 32, "t": utcnow()}).scalar_one()
+    assert new > 40
     engine.dispose()
 
 
