@@ -1,0 +1,160 @@
+"""Lines driven through seeded random sequences of what gateways and operators do (post,
+discard, lower or raise the buffer's bound, retrain, let the scheduler run, promote or roll
+back, cancel, acknowledge), on both databases, checking after every step what the product
+promises: the buffer bounded and its size exact, no window kept once a model it trained has
+served (the retention guarantee), one active version and the line agreeing on which, one
+open job at most, an open event that exists. A failure names the seed and the steps taken."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.main import create_app
+from app.tables import AnomalyEvent, BufferWindow, Line, ModelVersion, TrainingJob
+from models.synthetic import inject_fault, make_windows
+from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
+
+MIN_WINDOWS, STEPS = 30, 80
+TIMES = ["2026-11-28T05:00:00Z", "2026-11-28T05:01:00Z", "2026-11-28T05:02:00Z", None]
+
+
+class Operations:
+    """One line "k" and the calls made on it, each asserting its own answer."""
+
+    def __init__(self, api: Api, rng: np.random.Generator) -> None:
+        self.api, self.rng, self.posted = api, rng, 0
+        self.config = {"channels": CHANNELS, "window": WINDOW, "min_windows": MIN_WINDOWS,
+                       "buffer_limit": int(rng.integers(MIN_WINDOWS, 121)),
+                       "promotion": str(rng.choice(["auto", "manual"]))}
+        api.call("DELETE", "/v1/lines/k")  # the last sequence's line, and all it held
+        assert api.call("PUT", "/v1/lines/k", json=self.config).status_code == 201
+
+    def post(self) -> str:
+        n, fault = int(self.rng.integers(1, 61)), bool(self.rng.random() < 0.3)
+        learn = bool(self.rng.random() < 0.7)
+        x = make_windows(n, len(CHANNELS), WINDOW, 0, seed=self.posted)
+        self.posted += 1
+        if fault:
+            x = inject_fault(x, channel=2)
+        body = {"learn": learn, "windows": windows_json(x, int(self.rng.integers(0, 150)))}
+        r = self.api.call("POST", "/v1/lines/k/windows", json=body)
+        assert r.status_code == 200, r.text
+        return f"post {n} fault={fault} learn={learn}"
+
+    def discard(self) -> str:
+        since, until = self.rng.choice(TIMES), self.rng.choice(TIMES)
+        params = {k: v for k, v in (("since", since), ("until", until)) if v}
+        r = self.api.call("DELETE", "/v1/lines/k/buffer", params=params)
+        backwards = since is not None and until is not None and since >= until
+        assert r.status_code == (422 if backwards else 200), r.text
+        return f"discard {params}"
+
+    def set_limit(self) -> str:
+        limit = int(self.rng.integers(10, 151))
+        r = self.api.call("PUT", "/v1/lines/k", json=self.config | {"buffer_limit": limit})
+        assert r.status_code == (200 if limit >= MIN_WINDOWS else 422), r.text
+        if r.status_code == 200:
+            self.config["buffer_limit"] = limit
+        return f"buffer_limit {limit}"
+
+    def retrain(self) -> str:
+        held, new_regime = rows(self.api, BufferWindow), bool(self.rng.random() < 0.3)
+        r = self.api.call("POST", "/v1/lines/k/retrain", json={"new_regime": new_regime})
+        if r.status_code == 409:
+            code = r.json()["error"]["code"]
+            assert code == "job_in_progress" or (
+                code == "not_enough_windows" and held < MIN_WINDOWS), r.text
+        else:
+            assert r.status_code == 202, r.text
+        return f"retrain new_regime={new_regime}: {r.status_code}"
+
+    def tick(self) -> str:
+        self.api.tick()
+        return "tick"
+
+    def activate(self) -> str:
+        version = int(self.rng.integers(1, 5))
+        with self.api.svc.sessions() as s:
+            row = s.scalar(select(ModelVersion).where(ModelVersion.line_id == "k",
+                                                      ModelVersion.version == version))
+            expected = 404 if row is None else 409 if row.status == "rejected" else 200
+            served_before = row is not None and row.activated_at is not None
+        held = rows(self.api, BufferWindow)
+        r = self.api.call("POST", f"/v1/lines/k/models/{version}/activate")
+        assert r.status_code == expected, r.text
+        if served_before:  # its windows went when it first served: a rollback deletes none
+            assert rows(self.api, BufferWindow) == held, "a rollback deleted buffered windows"
+        return f"activate {version}: {r.status_code}"
+
+    def cancel(self) -> str:
+        with self.api.svc.sessions() as s:
+            job = s.scalar(select(TrainingJob.id).where(TrainingJob.line_id == "k",
+                                                        TrainingJob.status == "queued"))
+        if job is not None:
+            assert self.api.call("POST", f"/v1/jobs/{job}/cancel").status_code == 200
+        return f"cancel {job}"
+
+    def acknowledge(self) -> str:
+        events = self.api.call("GET", "/v1/lines/k/anomalies").json()["anomalies"]
+        if not events:
+            return "acknowledge: no event"
+        verdict = self.rng.choice(["fault", "false_alarm"])
+        r = self.api.call("POST", f"/v1/lines/k/anomalies/{events[0]['id']}/acknowledge",
+                          json={"verdict": verdict})
+        assert r.status_code == 200, r.text
+        return f"acknowledge {events[0]['id']} {verdict}"
+
+
+def rows(api: Api, table: Any, *where: Any) -> int:
+    with api.svc.sessions() as s:
+        return s.scalar(select(func.count()).select_from(table).where(
+            table.line_id == "k", *where)) or 0
+
+
+def check_promises(api: Api) -> None:
+    reported = api.call("GET", "/v1/lines/k").json()["buffer"]["windows"]
+    with api.svc.sessions() as s:
+        line = s.get_one(Line, "k")
+        held = set(s.scalars(select(BufferWindow.id).where(BufferWindow.line_id == "k")))
+        assert reported == line.buffer_windows == len(held) <= line.buffer_limit
+        for ids in s.scalars(select(ModelVersion.trained_window_ids).where(
+                ModelVersion.line_id == "k", ModelVersion.activated_at.is_not(None))):
+            assert held.isdisjoint(np.frombuffer(ids, dtype="<i8").tolist()), "retention"
+        active = list(s.scalars(select(ModelVersion.version).where(
+            ModelVersion.line_id == "k", ModelVersion.status == "active")))
+        assert active == ([] if line.active_version is None else [line.active_version])
+        if line.open_event_id is not None:
+            assert s.get_one(AnomalyEvent, line.open_event_id).line_id == "k"
+    assert rows(api, TrainingJob, TrainingJob.status.in_(("queued", "running"))) <= 1
+
+
+# How often each operation comes up: mostly posts, a tick in every few steps.
+WEIGHTS: dict[str, float] = {"post": 8, "tick": 3, "retrain": 2, "activate": 2, "discard": 1.5,
+                             "set_limit": 1.5, "cancel": 1, "acknowledge": 1}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_line_keeps_its_promises_through_any_sequence_of_operations(db_url: str, seed: int
+                                                                      ) -> None:
+    rng = np.random.default_rng(seed)
+    names = list(WEIGHTS)
+    p = np.array([WEIGHTS[n] for n in names]) / sum(WEIGHTS.values())
+    with TestClient(create_app(settings_for(db_url, train_max_epochs=2))) as client:
+        api = Api(client, {})
+        ops = Operations(api, rng)
+        steps: list[str] = []
+        for name in rng.choice(names, size=STEPS, p=p):
+            op: Callable[[], str] = getattr(ops, str(name))
+            try:
+                steps.append(op())
+                check_promises(api)
+            except AssertionError as exc:
+                raise AssertionError(f"seed {seed}, after {steps}: {exc}") from exc
+        versions = rows(api, ModelVersion)
+    assert versions >= 1, steps  # the sequence trained at least once
