@@ -1,9 +1,10 @@
 """Lines driven through seeded random sequences of what gateways and operators do (post,
-discard, lower or raise the buffer's bound, retrain, let the scheduler run, promote or roll
-back, cancel, acknowledge), on both databases, checking after every step what the product
-promises: the buffer bounded and its size exact, no window kept once a model it trained has
-served (the retention guarantee), one active version and the line agreeing on which, one
-open job at most, an open event that exists. A failure names the seed and the steps taken."""
+resend a batch, discard, lower or raise the buffer's bound, vouch, retrain, let the scheduler
+run, promote or roll back, cancel, acknowledge), on both databases, checking after every step
+what the product promises: the buffer bounded and its size exact, no window kept once a model
+it trained has served (the retention guarantee), a rollback deleting nothing, one active
+version and the line agreeing on which, one open job at most, an open event that exists. A
+failure names the seed and the steps taken."""
 
 from __future__ import annotations
 
@@ -46,6 +47,26 @@ class Operations:
         r = self.api.call("POST", "/v1/lines/k/windows", json=body)
         assert r.status_code == 200, r.text
         return f"post {n} fault={fault} learn={learn}"
+
+    def replay(self) -> str:
+        """A gateway resends a batch it got no answer for: answered alike, buffered once."""
+        self.posted += 1
+        x = make_windows(int(self.rng.integers(1, 30)), len(CHANNELS), WINDOW, 0,
+                         seed=self.posted)
+        body = {"batch_id": f"b{self.posted}", "windows": windows_json(x)}
+        first = self.api.call("POST", "/v1/lines/k/windows", json=body)
+        held = rows(self.api, BufferWindow)
+        again = self.api.call("POST", "/v1/lines/k/windows", json=body)
+        assert first.status_code == again.status_code == 200, again.text
+        assert again.json() == first.json() and rows(self.api, BufferWindow) == held
+        return f"replay b{self.posted}"
+
+    def vouch(self) -> str:
+        """An operator vouches for the line's data for an hour, or ends it."""
+        until = "2099-01-01T00:00:00Z" if self.rng.random() < 0.5 else None
+        self.config["learn_flagged_until"] = until
+        assert self.api.call("PUT", "/v1/lines/k", json=self.config).status_code == 200
+        return f"vouch until {until}"
 
     def discard(self) -> str:
         since, until = self.rng.choice(TIMES), self.rng.choice(TIMES)
@@ -136,7 +157,8 @@ def check_promises(api: Api) -> None:
 
 # How often each operation comes up: mostly posts, a tick in every few steps.
 WEIGHTS: dict[str, float] = {"post": 8, "tick": 3, "retrain": 2, "activate": 2, "discard": 1.5,
-                             "set_limit": 1.5, "cancel": 1, "acknowledge": 1}
+                             "set_limit": 1.5, "replay": 1, "vouch": 0.5, "cancel": 1,
+                             "acknowledge": 1}
 
 
 @pytest.mark.parametrize("seed", range(4))
