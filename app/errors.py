@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -66,6 +71,25 @@ def install(app: FastAPI) -> None:
         if len(problems) > 1:
             msg += f" (and {len(problems) - 1} more problems)"
         return JSONResponse(error_body("invalid_request", msg, problems[:50]), 422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        """The database did not answer (down, restarting, unreachable, or SQLite's writer
+        held past busy_timeout): a gateway should resend, not drop the batch."""
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse(error_body(
+            "database_unavailable", "the database did not answer, so this request may not "
+            f"have been stored: send it again in {RETRY_AFTER_S} s or later (with a batch_id "
+            "it is counted once)"), 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(Exception)
+    async def _fault(_: Request, exc: Exception) -> JSONResponse:
+        """A fault of the service, not of the request, in the contract's shape; Starlette
+        then re-raises it, and the server logs its traceback."""
+        return JSONResponse(error_body(
+            "internal_error", f"the service failed on this request ({type(exc).__name__}; "
+            "logged with its traceback): it is a fault on our side, not in the request"), 500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import utcnow
@@ -110,11 +111,20 @@ class StateCollector(Collector):
             _VERDICTS, "Anomaly events operators judged, by verdict (fault, false_alarm): "
             "the share of faults is the alarms' precision as the plant sees it",
             labels=["line", "verdict"])
-        with self.sessions() as s:
-            lines = list(s.scalars(select(Line)))
-            self._fill(s, lines, g)
-            self._open_jobs(s, g[_JOB_AGE])
-            self._events(s, lines, g[_UNACKED], g[_VERDICTS])
+        up = GaugeMetricFamily("lifeline_database_up", "1 when the scrape read the database "
+                               "(the state gauges follow); 0 when it could not: alert on it")
+        try:
+            with self.sessions() as s:
+                lines = list(s.scalars(select(Line)))
+                self._fill(s, lines, g)
+                self._open_jobs(s, g[_JOB_AGE])
+                self._events(s, lines, g[_UNACKED], g[_VERDICTS])
+        except (OperationalError, InterfaceError):  # the process's own counters still answer
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
         yield from g.values()
 
     def _events(self, s: Session, lines: list[Line], unacked: GaugeMetricFamily,

@@ -9,7 +9,7 @@ from app.api.lines import LineId
 from app.schemas.anomalies import AcknowledgeRequest, AnomalyList, AnomalyOut
 from app.schemas.errors import documented
 
-router = APIRouter(prefix="/v1/lines", tags=["anomalies"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/lines", tags=["anomalies"], responses=documented(401, 403, 500, 503))
 EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's `id`")]
 
 

@@ -11,7 +11,7 @@ from app.api.lines import LineId
 from app.schemas.errors import documented
 from app.schemas.lines import BufferDiscarded
 
-router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=documented(401, 403, 500, 503))
 When = Annotated[AwareDatetime | None, Query(
     description="RFC 3339 with a zone; a window's time is its `start`, else when it arrived")]
 

@@ -7,7 +7,7 @@ from app.api.deps import DB, Operator, Svc, Viewer
 from app.schemas.errors import documented
 from app.schemas.lines import LINE_ID, LineConfig, LineList, LineOut
 
-router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=documented(401, 403, 500, 503))
 LineId = Annotated[str, Path(pattern=LINE_ID, description="1-64 of A-Z a-z 0-9 _ . -")]
 
 

@@ -19,7 +19,7 @@ from app.errors import ApiError
 from app.schemas.errors import documented
 from app.schemas.scoring import FastScoreRequest, ScoreRequest, ScoreResponse
 
-router = APIRouter(prefix="/v1/lines", tags=["scoring"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/lines", tags=["scoring"], responses=documented(401, 403, 500, 503))
 NPY = "application/x-npy"
 _NPY_MAGIC = b"\x93NUMPY"  # numpy.lib.format.MAGIC_PREFIX
 

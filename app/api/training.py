@@ -11,7 +11,7 @@ from app.schemas.errors import documented
 from app.schemas.training import CancelRequest, JobAccepted, JobList, JobOut, RetrainRequest
 from app.tables import TrainingJob
 
-router = APIRouter(tags=["training"], responses=documented(401, 403))
+router = APIRouter(tags=["training"], responses=documented(401, 403, 500, 503))
 
 
 def job_out(j: TrainingJob) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from app.schemas.errors import documented
 from app.schemas.versions import VersionList, VersionOut
 from app.tables import ModelVersion
 
-router = APIRouter(prefix="/v1/lines", tags=["models"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/lines", tags=["models"], responses=documented(401, 403, 500, 503))
 # The database's integer: a larger number is a 422, not a driver's overflow (a 500).
 Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="a version number of the line")]
 

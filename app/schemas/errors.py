@@ -26,7 +26,9 @@ _WHY = {
     409: "conflict with the line's state: the code says which (job_in_progress, ...)",
     413: "the body or batch is too large",
     422: "bad input: the message names the field, window or row, and how to fix it",
-    503: "not ready: the database does not answer or the scheduler is not running",
+    500: "a fault on the service's side (logged with its traceback), not in the request",
+    503: "the database did not answer: resend after Retry-After seconds (a batch_id makes the "
+         "resend count once); on /readyz also a scheduler that is not running",
 }
 
 

@@ -1,0 +1,145 @@
+"""Faults on the service's side. The database goes away and comes back (PostgreSQL behind a
+proxy the test cuts): clients get the contract's error shape and a 503 to retry, not a bare
+500; /metrics still answers with the process's own counters and says the database is down;
+scoring resumes by itself. A line's stored model is corrupt: that line answers a 500 in the
+contract's shape, and every other line goes on scoring."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from app.main import create_app
+from app.tables import ModelVersion
+from models.synthetic import make_windows
+from tests.app.conftest import (
+    CHANNELS,
+    WINDOW,
+    Api,
+    settings_for,
+    train_first_models,
+    windows_json,
+)
+from tests.conftest import pg_schema
+
+
+class Proxy:
+    """TCP forwarder to PostgreSQL; while cut, it drops every connection, open or new."""
+
+    def __init__(self, port: int) -> None:
+        self.target, self.cut = port, False
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if self.cut:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            s.close()
+
+    def set_cut(self, cut: bool) -> None:
+        self.cut = cut
+        if cut:
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.open.clear()
+
+    def close(self) -> None:
+        self.set_cut(True)
+        self.server.close()
+
+
+@pytest.fixture
+def proxied_pg(pg_url: str) -> Iterator[tuple[str, Proxy]]:  # pg_url: skips or fails without one
+    with pg_schema("lifeline_outage") as url:
+        proxy = Proxy(5432)
+        try:
+            yield url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), proxy
+        finally:
+            proxy.close()
+
+
+@pytest.mark.postgres
+def test_a_database_outage_is_a_503_to_retry_and_scoring_resumes_after_it(
+        proxied_pg: tuple[str, Proxy]) -> None:
+    url, proxy = proxied_pg
+    with TestClient(create_app(settings_for(url))) as client:
+        api = Api(client, {})
+        r = api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW})
+        assert r.status_code == 201, r.text
+        body = {"batch_id": "gw-1", "windows": windows_json(make_windows(3, 4, WINDOW, 0))}
+        assert api.call("POST", "/v1/lines/p/windows", json=body).status_code == 200
+
+        proxy.set_cut(True)
+        r = api.call("POST", "/v1/lines/p/windows", json=body | {"batch_id": "gw-2"})
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "database_unavailable"
+        assert "send it again" in r.json()["error"]["message"]
+        assert int(r.headers["Retry-After"]) > 0
+        assert api.call("GET", "/v1/lines/p").status_code == 503
+        assert api.call("GET", "/readyz").status_code == 503
+        assert api.call("GET", "/healthz").status_code == 200
+        scrape = api.call("GET", "/metrics")
+        assert scrape.status_code == 200
+        assert "lifeline_database_up 0.0" in scrape.text
+        assert "lifeline_scoring_request_duration_seconds_count" in scrape.text
+
+        proxy.set_cut(False)
+        r = api.call("POST", "/v1/lines/p/windows", json=body | {"batch_id": "gw-2"})
+        assert r.status_code == 200, r.text
+        assert api.call("GET", "/v1/lines/p").json()["buffer"]["windows"] == 6
+        assert "lifeline_database_up 1.0" in api.call("GET", "/metrics").text
+
+
+def test_a_corrupt_model_fails_its_own_line_only(db_url: str) -> None:
+    """Bit rot or a hand edit in one line's stored model: a 500 in the contract's shape on that
+    line (a fault on our side, logged), and the other line, and its model, go on scoring."""
+    x = make_windows(250, 4, WINDOW, 0, seed=1)
+    with TestClient(create_app(settings_for(db_url, train_max_epochs=3))) as client:
+        api = Api(client, {})
+        for line in ("a", "b"):
+            r = api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS,
+                                                           "window": WINDOW, "min_windows": 200})
+            assert r.status_code == 201, r.text
+        train_first_models(api, ["a", "b"], x)
+        with client.app.state.services.sessions() as s:  # type: ignore[attr-defined]
+            s.execute(update(ModelVersion).where(ModelVersion.line_id == "a")
+                      .values(artifact=b"not a model"))
+            s.commit()
+    # A new process: the models are read from the database again, not from its cache.
+    app = create_app(settings_for(db_url))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        api = Api(client, {})
+        body = {"windows": windows_json(x[:2])}
+        r = api.call("POST", "/v1/lines/a/windows", json=body)
+        assert r.status_code == 500
+        assert r.json()["error"]["code"] == "internal_error"
+        r = api.call("POST", "/v1/lines/b/windows", json=body)
+        assert r.status_code == 200 and r.json()["results"][0]["status"] == "scored"
