@@ -83,4 +83,3 @@ def get_for_update(session: Session, entity: type[T], key: Any) -> T | None:
     if conn.dialect.name == "sqlite" and driver is not None and not driver.in_transaction:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     return session.get(entity, key, with_for_update=True, populate_existing=True)
-
