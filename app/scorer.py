@@ -135,8 +135,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     vid, version, threshold = session.execute(select(  # threshold: the regimes' largest
         ModelVersion.id, ModelVersion.version, ModelVersion.threshold).where(
         ModelVersion.line_id == line.id, ModelVersion.version == line.active_version)).one()
-    det = ctx.cache.get(vid, lambda: models.from_bytes(session.scalars(
-        select(ModelVersion.artifact).where(ModelVersion.id == vid)).one()))
+    det = ctx.cache.get(vid, lambda: _load(session, vid, line, version))
     s = models.score(det, x)
     # Whole-batch conversions to Python numbers: a float() and round() per value cost 3.4 ms of
     # a 256-window request (7 % of the server's CPU in a py-spy profile), these 0.7 ms.
@@ -164,6 +163,19 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
                         "contributions": dict(zip(line.channels, shares[i], strict=True)),
                         "stuck_channels": stuck, "alarm_channels": alarm})
     return version, threshold, results
+
+
+def _load(session: Session, vid: int, line: Line, version: int) -> models.Detector:
+    """The active version's stored model; damaged bytes (a disk fault, a hand edit) fail this
+    line only, with what an operator can do about it."""
+    try:
+        return models.from_bytes(session.scalars(
+            select(ModelVersion.artifact).where(ModelVersion.id == vid)).one())
+    except ValueError as exc:
+        raise ApiError(500, "model_unloadable",
+                       f"line {line.id!r}'s active model, version {version}, cannot be loaded "
+                       f"({exc}); activate another version (POST /v1/lines/{line.id}/models/"
+                       "{version}/activate) or retrain the line", {"version": version}) from exc
 
 
 def _unscored(index: int, status: str) -> dict[str, Any]:

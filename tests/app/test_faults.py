@@ -20,6 +20,7 @@ from app.tables import ModelVersion
 from models.synthetic import make_windows
 from tests.app.conftest import (
     CHANNELS,
+    OPERATOR_KEY,
     WINDOW,
     Api,
     settings_for,
@@ -119,8 +120,8 @@ def test_a_database_outage_is_a_503_to_retry_and_scoring_resumes_after_it(
 
 
 def test_a_corrupt_model_fails_its_own_line_only(db_url: str) -> None:
-    """Bit rot or a hand edit in one line's stored model: a 500 in the contract's shape on that
-    line (a fault on our side, logged), and the other line, and its model, go on scoring."""
+    """Bit rot or a hand edit in one line's stored model: a 500 on that line saying which
+    version and what to do, and the other line, and its model, go on scoring."""
     x = make_windows(250, 4, WINDOW, 0, seed=1)
     with TestClient(create_app(settings_for(db_url, train_max_epochs=3))) as client:
         api = Api(client, {})
@@ -140,6 +141,28 @@ def test_a_corrupt_model_fails_its_own_line_only(db_url: str) -> None:
         body = {"windows": windows_json(x[:2])}
         r = api.call("POST", "/v1/lines/a/windows", json=body)
         assert r.status_code == 500
-        assert r.json()["error"]["code"] == "internal_error"
+        assert r.json()["error"]["code"] == "model_unloadable"
+        assert "version 1" in r.json()["error"]["message"]
         r = api.call("POST", "/v1/lines/b/windows", json=body)
         assert r.status_code == 200 and r.json()["results"][0]["status"] == "scored"
+
+
+def test_an_unexpected_fault_answers_in_the_contract_s_shape(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault no handler foresaw (here the scoring itself fails, as a device out of memory
+    would): a 500 `internal_error` in the contract's JSON shape, not Starlette's plain text."""
+    r = api.call("PUT", "/v1/lines/m", json={"channels": CHANNELS, "window": WINDOW,
+                                             "min_windows": 200})
+    assert r.status_code == 201
+    train_first_models(api, ["m"], make_windows(250, 4, WINDOW, 0, seed=1))
+
+    def out_of_memory(*_: object, **__: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr("app.scorer.models.score", out_of_memory)
+    client = TestClient(api.client.app, raise_server_exceptions=False)
+    r = client.post("/v1/lines/m/windows", headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+                    json={"windows": windows_json(make_windows(1, 4, WINDOW, 0))})
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error"
+    assert "RuntimeError" in r.json()["error"]["message"]
