@@ -154,8 +154,9 @@ class StateCollector(Collector):
 
     def _fill(self, s: Session, lines: list[Line], g: dict[str, GaugeMetricFamily]) -> None:
         now = utcnow()
-        oldest = dict(s.execute(select(BufferWindow.line_id, func.min(BufferWindow.received_at))
-                                .group_by(BufferWindow.line_id)).all())
+        first = select(func.min(BufferWindow.received_at)).where(
+            BufferWindow.line_id == Line.id).scalar_subquery()  # per line: an index lookup
+        oldest = dict(s.execute(select(Line.id, first)).all())
         ok = dict(s.execute(select(TrainingJob.line_id, func.max(TrainingJob.finished_at)).where(
             TrainingJob.status == "succeeded").group_by(TrainingJob.line_id)).all())
         active = {v.line_id: v for v in s.scalars(select(ModelVersion).where(
