@@ -11,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 
 from app import migrate
 from app.db import Base, utcnow
@@ -33,17 +33,23 @@ def test_upgrade_downgrade_roundtrip(db_url: str) -> None:  # db_url arrives at 
     engine.dispose()
 
 
+def _old_line(conn: Connection, line_id: str, channels: str = '["a"]') -> None:
+    """A line as every revision since 0001 takes it: raw SQL, as the models describe head
+    (the columns added since have defaults)."""
+    conn.execute(text(
+        "INSERT INTO lines (id, channels, \"window\", retrain_interval_s, min_windows, "
+        "promotion, target_false_alarm_rate, buffer_limit, buffer_seen, buffer_dropped, "
+        f"created_at, updated_at) VALUES (:id, '{channels}', 8, 60, 20, 'auto', 0.01, 100, 0, 0, "
+        ":t, :t)"), {"id": line_id, "t": utcnow()})
+
+
 def test_learn_flagged_until_migrates_without_losing_a_row(db_url: str) -> None:
     """0001 <-> 0002 on a database holding a line and its buffer: on SQLite a batch migration
     that recreated `lines` would cascade-delete every buffered window (foreign keys are on)."""
     migrate.downgrade(db_url, "0001")
     engine = create_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO lines (id, channels, \"window\", retrain_interval_s, min_windows, "
-            "promotion, target_false_alarm_rate, buffer_limit, buffer_seen, buffer_dropped, "
-            "created_at, updated_at) VALUES ('l1', '[\"a\"]', 8, 60, 20, 'auto', 0.01, 100, 0, "
-            "0, :t, :t)"), {"t": utcnow()})
+        _old_line(conn, "l1")
         conn.execute(text("INSERT INTO buffer_windows (line_id, \"values\", received_at) "
                           "VALUES ('l1', :v, :t)"), {"v": b"\0" * 32, "t": utcnow()})
     for revision in ("head", "0001", "head"):
@@ -71,11 +77,7 @@ def test_lines_whose_first_model_has_no_axes_migrate_to_principal_axes_false(db_
     engine = create_engine(db_url)
     with engine.begin() as conn:
         for line in ("old", "new", "bare"):
-            conn.execute(text(
-                "INSERT INTO lines (id, channels, \"window\", retrain_interval_s, min_windows, "
-                "promotion, target_false_alarm_rate, buffer_limit, buffer_seen, buffer_dropped, "
-                "created_at, updated_at) VALUES (:id, '[\"a\", \"b\", \"c\"]', 8, 60, 20, "
-                "'auto', 0.01, 100, 0, 0, :t, :t)"), {"id": line, "t": utcnow()})
+            _old_line(conn, line, channels='["a", "b", "c"]')
         for line, version, artifact in (("old", 1, own), ("old", 2, own), ("new", 1, axes)):
             conn.execute(text(
                 "INSERT INTO model_versions (line_id, version, status, regimes, threshold, "
@@ -97,11 +99,7 @@ def test_buffer_ids_from_0008_on_pass_every_id_a_version_trained_on(tmp_path: Pa
     migrate.upgrade(db_url, "0007")
     engine = create_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO lines (id, channels, \"window\", retrain_interval_s, min_windows, "
-            "promotion, target_false_alarm_rate, buffer_limit, buffer_seen, buffer_dropped, "
-            "buffer_windows, created_at, updated_at) VALUES ('l1', '[\"a\"]', 8, 60, 20, "
-            "'auto', 0.01, 100, 0, 0, 0, :t, :t)"), {"t": utcnow()})
+        _old_line(conn, "l1")
         conn.execute(text(
             "INSERT INTO model_versions (line_id, version, status, regimes, threshold, metrics, "
             "reasons, artifact, trained_window_ids, created_at) VALUES ('l1', 1, 'active', 1, "
