@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app import errors, jobs, migrate
-from app.api import anomalies, buffer, health, lines, scoring, training, versions
+from app.api import anomalies, audit, buffer, health, lines, scoring, training, versions
 from app.api.deps import Services
 from app.auth import ensure_bootstrap_key
 from app.body_limit import BodyLimit
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
                   description="Lifelong-VAE anomaly detection for production lines")
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    for module in (health, lines, buffer, scoring, training, versions, anomalies):
+    for module in (health, lines, buffer, scoring, training, versions, anomalies, audit):
         app.include_router(module.router)
     return app
 
