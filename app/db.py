@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -62,11 +62,24 @@ def _sqlite_pragmas(conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows are overwritten with zeros, not left in free pages: a deleted raw window
+    # stays readable in the file otherwise (tests/app/test_buffer.py).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def wipe_deleted(session: Session) -> None:
+    """After a commit that deleted raw windows: on SQLite, copy the zeroed pages into the
+    database file and empty the write-ahead log, whose older frames still hold the windows as
+    they were written. PostgreSQL has no such control: a deleted row stays in the table's free
+    space until VACUUM lets a later write reuse it (README, retention)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        session.commit()
 
 
 def get_for_update(session: Session, entity: type[T], key: Any) -> T | None:

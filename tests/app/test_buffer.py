@@ -4,12 +4,14 @@ shuffle)."""
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from app import buffer
 from app.db import make_engine, make_sessionmaker
@@ -170,3 +172,33 @@ def test_a_rollback_deletes_no_window_buffered_since(db_url: str) -> None:
         assert api.call("POST", "/v1/lines/k/models/1/activate").status_code == 200
         assert api.call("GET", "/v1/lines/k").json()["active_model"]["version"] == 1
         assert _sizes(api, "k") == (30, 30)
+
+
+def _on_disk(db_file: Path, windows: np.ndarray) -> int:
+    """How many of these windows' stored bytes the database's files hold (file, WAL)."""
+    data = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
+    return sum(buffer.encode(w) in data for w in windows)
+
+
+def test_windows_a_model_trained_are_gone_from_the_disk_not_only_the_table(tmp_path: Path
+                                                                          ) -> None:
+    """The retention guarantee at the storage level, on the embedded SQLite: a deleted row
+    stays readable in the file's free pages, and its page as first written stays in the
+    write-ahead log, unless the database zeroes deleted content and the log is emptied."""
+    db_file = tmp_path / "lifeline.db"
+    with TestClient(create_app(settings_for(f"sqlite:///{db_file}", train_max_epochs=2))
+                    ) as client:
+        api = Api(client, {})
+        cfg = {"channels": CHANNELS, "window": WINDOW, "min_windows": 100}
+        assert api.call("PUT", "/v1/lines/k", json=cfg).status_code == 201
+        x = make_windows(120, 4, WINDOW, 0, seed=1)
+        assert api.call("POST", "/v1/lines/k/windows",
+                        json={"windows": windows_json(x)}).status_code == 200
+        assert _on_disk(db_file, x) == 120  # the test sees raw windows where they are
+        with sqlite3.connect(db_file) as c:  # hours later: the log was copied into the file
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        api.tick()  # the first model trains on them and, active, deletes them
+        assert _sizes(api, "k") == (0, 0)
+        assert _on_disk(db_file, x) == 0
+        with api.svc.sessions() as s:  # set, not left to the build (Debian's is on, not all)
+            assert s.scalar(text("PRAGMA secure_delete")) == 1
