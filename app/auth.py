@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import audit
 from app.db import utcnow
 from app.errors import ApiError
 from app.tables import ApiKey
@@ -56,7 +57,9 @@ def ensure_bootstrap_key(session: Session, key: str | None) -> None:
     if not key or session.scalar(select(ApiKey.id).limit(1)) is not None:
         return
     try:
-        create_key(session, role="operator", name="bootstrap", key=key)
+        row, _ = create_key(session, role="operator", name="bootstrap", key=key)
+        audit.record(session, actor="service:bootstrap", action="key.create", key_id=row.id,
+                     role=row.role, name=row.name)
         session.commit()
     except IntegrityError:
         session.rollback()

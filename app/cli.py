@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
 from sqlalchemy import select
 
-from app import migrate
+from app import audit, migrate
 from app.auth import ROLES, create_key, revoke_key
 from app.db import make_engine, make_sessionmaker
 from app.settings import get_settings
@@ -44,6 +45,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     with _sessions()() as s:
         if args.action == "create":
             row, key = create_key(s, role=args.role, name=args.name or args.role)
+            audit.record(s, actor=_actor(), action="key.create", key_id=row.id, role=row.role,
+                         name=row.name)
             s.commit()
             print(f"created key {row.id} ({row.role}, {row.name}); "
                   "store it now, it is not shown again:")
@@ -56,9 +59,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
             if not revoke_key(s, args.key_id):
                 print(f"no active key {args.key_id}", file=sys.stderr)
                 return 1
+            audit.record(s, actor=_actor(), action="key.revoke", key_id=args.key_id)
             s.commit()
             print(f"revoked key {args.key_id}")
     return 0
+
+
+def _actor() -> str:
+    """Who ran the command: keys are managed on the server's host, not through a key."""
+    return f"cli:{getpass.getuser()}"
 
 
 def parser() -> argparse.ArgumentParser:

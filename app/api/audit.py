@@ -24,7 +24,7 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Who did what to which line, newest first: line changes, retrains, discards, promotions
-    and rollbacks, cancels, acknowledgements."""
+    and rollbacks, cancels, acknowledgements, API keys created or revoked."""
     rows = audit.list_entries(session, line_id=line_id, action=action, since=since,
                               before=before, limit=limit)
     return {"entries": [audit.entry_out(e) for e in rows]}

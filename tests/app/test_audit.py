@@ -23,9 +23,11 @@ def test_operators_read_who_did_what_newest_first_even_for_a_deleted_line(api: A
     entries = api.call("GET", "/v1/audit").json()["entries"]
     assert [(e["action"], e["line_id"]) for e in entries] == [
         ("line.delete", "b"), ("model.activate", "a"), ("job.cancel", "a"),
-        ("line.retrain", "a"), ("line.create", "b"), ("line.create", "a")]
+        ("line.retrain", "a"), ("line.create", "b"), ("line.create", "a"), ("key.create", None)]
     assert entries[3]["details"]["reason"] == "new seals"
-    assert all(e["actor"] == "key:1:bootstrap" for e in entries)
+    assert all(e["actor"] == "key:1:bootstrap" for e in entries[:-1])
+    assert entries[-1]["actor"] == "service:bootstrap"  # the first key, from the environment
+    assert entries[-1]["details"] == {"key_id": 1, "role": "operator", "name": "bootstrap"}
 
     mine = api.call("GET", "/v1/audit", params={"line_id": "b"}).json()["entries"]
     assert [e["action"] for e in mine] == ["line.delete", "line.create"]  # b is gone, its trail

@@ -1,5 +1,7 @@
 """`lifeline keys` against a real database."""
 
+import getpass
+
 import pytest
 from sqlalchemy import event, select
 
@@ -7,7 +9,7 @@ from app import cli
 from app.auth import authenticate, ensure_bootstrap_key
 from app.db import make_engine, make_sessionmaker
 from app.settings import get_settings
-from app.tables import ApiKey
+from app.tables import ApiKey, AuditEntry
 
 
 def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch,
@@ -24,6 +26,12 @@ def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch,
         assert cli.main(["keys", "revoke", "1"]) == 0
         assert cli.main(["keys", "list"]) == 0 and "revoked" in capsys.readouterr().out
         assert cli.main(["keys", "revoke", "1"]) == 1
+        with make_sessionmaker(make_engine(db_url))() as s:  # who made and revoked it
+            trail = [(e.actor, e.action, e.details) for e in s.scalars(
+                select(AuditEntry).order_by(AuditEntry.id))]
+        me = f"cli:{getpass.getuser()}"
+        assert trail == [(me, "key.create", {"key_id": 1, "role": "gateway", "name": "gw-7"}),
+                         (me, "key.revoke", {"key_id": 1})]
     finally:
         get_settings.cache_clear()
 

@@ -167,7 +167,7 @@ def test_retrain_conflicts(api: Api, line: str) -> None:
         assert "limit" in e["message"]
     with api.svc.sessions() as s:
         actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
-    assert actions == ["line.create", "line.retrain"]
+    assert actions == ["key.create", "line.create", "line.retrain"]  # the bootstrap key first
 
 
 def test_shape_of_a_line_with_data_is_locked(api: Api, line: str) -> None:
