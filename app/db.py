@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -76,10 +79,18 @@ def wipe_deleted(session: Session) -> None:
     """After a commit that deleted raw windows: on SQLite, copy the zeroed pages into the
     database file and empty the write-ahead log, whose older frames still hold the windows as
     they were written. PostgreSQL has no such control: a deleted row stays in the table's free
-    space until VACUUM lets a later write reuse it (README, retention)."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    space until VACUUM lets a later write reuse it (README, retention). Best effort: the
+    deletion has committed, and a reader holding the log only delays its emptying to the next."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    try:
+        busy = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
         session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        busy = str(exc)
+    if busy:
+        log.warning("deleted windows stay in the SQLite log until its next emptying: %s", busy)
 
 
 def get_for_update(session: Session, entity: type[T], key: Any) -> T | None:
