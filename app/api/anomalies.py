@@ -1,7 +1,7 @@
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
+from pydantic import AwareDatetime
 
 from app import anomalies, lines
 from app.api.deps import DB, Operator, Viewer
@@ -16,7 +16,7 @@ EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's `id`"
 @router.get("/{line_id}/anomalies", response_model=AnomalyList,
             responses=documented(404, 422))
 def list_anomalies(
-    line_id: LineId, session: DB, _: Viewer, since: datetime | None = None,
+    line_id: LineId, session: DB, _: Viewer, since: AwareDatetime | None = None,
     acknowledged: Annotated[bool | None, Query(
         description="false: only events no operator has acknowledged yet")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

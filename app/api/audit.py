@@ -1,7 +1,7 @@
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from app import audit
 from app.api.deps import DB, Viewer
@@ -18,7 +18,7 @@ def list_audit(
                                          description="one line's, deleted or not")] = None,
     action: Annotated[str | None, Query(max_length=64,
                                         description="e.g. model.activate")] = None,
-    since: datetime | None = None,
+    since: AwareDatetime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="page back: entries "
                                         "older than this id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

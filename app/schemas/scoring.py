@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class FastWindowIn(BaseModel):
     """Envelope of a window for the fast path: `values` is checked as one numpy array."""
 
     model_config = ConfigDict(extra="forbid")
-    start: datetime | None = None
+    # With a zone, as the contract says: a naive time would be read in no zone at all.
+    start: AwareDatetime | None = Field(None, description="RFC 3339 with a zone")
     values: list[Any]
 
 

@@ -301,3 +301,20 @@ def test_every_reference_in_the_openapi_document_resolves(api: Api) -> None:
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     scraped = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(scraped) == [api.client.get("/metrics").headers["content-type"]]
+
+
+def test_a_time_without_a_zone_is_refused_where_it_is(api: Api, line: str) -> None:
+    """The contract's times are RFC 3339 with a zone. A gateway's `start` without one was a
+    500 (the database takes UTC only) and lost the batch; a query's `since` likewise."""
+    x = make_windows(2, 4, WINDOW)
+    body = {"windows": windows_json(x)}
+    body["windows"][1]["start"] = "2026-12-07T10:00:00"
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", json=body), 422, "invalid_request")
+    assert e["message"].startswith("windows[1].start") and "timezone" in e["message"]
+    assert api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"] == 0  # nothing kept
+    for path in (f"/v1/lines/{line}/anomalies", "/v1/audit"):
+        e = err(api.call("GET", path, params={"since": "2026-12-07T10:00:00"}), 422,
+                "invalid_request")
+        assert e["message"].startswith("since") and "timezone" in e["message"]
+        assert api.call("GET", path, params={"since": "2026-12-07T10:00:00+01:00"}
+                        ).status_code == 200
