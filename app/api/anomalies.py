@@ -1,13 +1,13 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import AwareDatetime
 
 from app import anomalies, lines
 from app.api.deps import DB, Operator, Viewer
 from app.api.lines import LineId
 from app.schemas.anomalies import AcknowledgeRequest, AnomalyList, AnomalyOut
 from app.schemas.errors import documented
+from app.schemas.times import UtcTime
 
 router = APIRouter(prefix="/v1/lines", tags=["anomalies"], responses=documented(401, 403, 500, 503))
 EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's `id`")]
@@ -16,7 +16,7 @@ EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's `id`"
 @router.get("/{line_id}/anomalies", response_model=AnomalyList,
             responses=documented(404, 422))
 def list_anomalies(
-    line_id: LineId, session: DB, _: Viewer, since: AwareDatetime | None = None,
+    line_id: LineId, session: DB, _: Viewer, since: UtcTime | None = None,
     acknowledged: Annotated[bool | None, Query(
         description="false: only events no operator has acknowledged yet")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

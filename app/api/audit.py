@@ -1,12 +1,12 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from app import audit
 from app.api.deps import DB, Viewer
 from app.schemas.audit import AuditList
 from app.schemas.errors import documented
+from app.schemas.times import UtcTime
 
 router = APIRouter(tags=["audit"], responses=documented(401, 403, 500, 503))
 
@@ -18,7 +18,7 @@ def list_audit(
                                          description="one line's, deleted or not")] = None,
     action: Annotated[str | None, Query(max_length=64,
                                         description="e.g. model.activate")] = None,
-    since: AwareDatetime | None = None,
+    since: UtcTime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="page back: entries "
                                         "older than this id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

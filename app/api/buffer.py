@@ -3,16 +3,16 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from app import lines
 from app.api.deps import DB, Operator
 from app.api.lines import LineId
 from app.schemas.errors import documented
 from app.schemas.lines import BufferDiscarded
+from app.schemas.times import UtcTime
 
 router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=documented(401, 403, 500, 503))
-When = Annotated[AwareDatetime | None, Query(
+When = Annotated[UtcTime | None, Query(
     description="RFC 3339 with a zone; a window's time is its `start`, else when it arrived")]
 
 

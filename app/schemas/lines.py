@@ -3,7 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from app.schemas.times import UtcTime
 
 LINE_ID = r"^[A-Za-z0-9_.\-]{1,64}$"
 
@@ -18,7 +20,7 @@ class LineConfig(BaseModel):
     promotion: Literal["auto", "manual"] = "auto"
     target_false_alarm_rate: float = Field(0.01, gt=0, lt=0.5)
     buffer_limit: int | None = Field(None, ge=20, description="fresh-buffer bound (windows)")
-    learn_flagged_until: AwareDatetime | None = Field(
+    learn_flagged_until: UtcTime | None = Field(
         None, description="until this time (RFC 3339 with a zone) windows the model flags also "
         "join the fresh buffer: the operator vouches that the line runs normally, e.g. after "
         "a change the model has not seen yet")

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.times import UtcTime
 
 
 class FastWindowIn(BaseModel):
@@ -10,7 +12,7 @@ class FastWindowIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # With a zone, as the contract says: a naive time would be read in no zone at all.
-    start: AwareDatetime | None = Field(None, description="RFC 3339 with a zone")
+    start: UtcTime | None = Field(None, description="RFC 3339 with a zone")
     values: list[Any]
 
 

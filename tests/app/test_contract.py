@@ -318,3 +318,23 @@ def test_a_time_without_a_zone_is_refused_where_it_is(api: Api, line: str) -> No
         assert e["message"].startswith("since") and "timezone" in e["message"]
         assert api.call("GET", path, params={"since": "2026-12-07T10:00:00+01:00"}
                         ).status_code == 200
+
+
+def test_a_time_beyond_the_calendar_once_in_utc_is_refused_where_it_is(api: Api, line: str
+                                                                       ) -> None:
+    """9999-12-31T23:59:59-14:00 is a valid RFC 3339 time whose UTC lies in year 10,000: it
+    was a 500 wherever a time is taken."""
+    late = "9999-12-31T23:59:59-14:00"
+    body = {"windows": windows_json(make_windows(1, 4, WINDOW))}
+    body["windows"][0]["start"] = late
+    e = err(api.call("POST", f"/v1/lines/{line}/windows", json=body), 422, "invalid_request")
+    assert e["message"].startswith("windows[0].start") and "UTC" in e["message"]
+    for method, path, query in (("GET", f"/v1/lines/{line}/anomalies", "since"),
+                                ("GET", "/v1/audit", "since"),
+                                ("DELETE", f"/v1/lines/{line}/buffer", "until")):
+        e = err(api.call(method, path, params={query: late}), 422, "invalid_request")
+        assert e["message"].startswith(query) and "UTC" in e["message"]
+    e = err(api.call("PUT", f"/v1/lines/{line}", json={
+        "channels": CHANNELS, "window": WINDOW, "learn_flagged_until": late}), 422,
+        "invalid_request")
+    assert e["message"].startswith("learn_flagged_until")
