@@ -39,14 +39,16 @@ def hash_key(key: str) -> str:
 
 
 def create_key(
-    session: Session, *, role: str, name: str, key: str | None = None
+    session: Session, *, role: str, name: str, actor: str, key: str | None = None
 ) -> tuple[ApiKey, str]:
+    """A new key (returned once, stored hashed), recorded in the audit trail as `actor`'s."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     key = key or "ll_" + secrets.token_urlsafe(32)
     row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8])
     session.add(row)
     session.flush()
+    audit.record(session, actor=actor, action="key.create", key_id=row.id, role=role, name=name)
     return row, key
 
 
@@ -57,9 +59,8 @@ def ensure_bootstrap_key(session: Session, key: str | None) -> None:
     if not key or session.scalar(select(ApiKey.id).limit(1)) is not None:
         return
     try:
-        row, _ = create_key(session, role="operator", name="bootstrap", key=key)
-        audit.record(session, actor="service:bootstrap", action="key.create", key_id=row.id,
-                     role=row.role, name=row.name)
+        create_key(session, role="operator", name="bootstrap", actor="service:bootstrap",
+                   key=key)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -124,10 +125,11 @@ def _lookup(session: Session, digest: str) -> Principal:
     return who
 
 
-def revoke_key(session: Session, key_id: int) -> bool:
+def revoke_key(session: Session, key_id: int, *, actor: str) -> bool:
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = utcnow()
+    audit.record(session, actor=actor, action="key.revoke", key_id=key_id)
     _cache.pop(row.key_hash, None)  # immediate in this process; others within KEY_CACHE_S
     return True

@@ -8,7 +8,7 @@ import sys
 
 from sqlalchemy import select
 
-from app import audit, migrate
+from app import migrate
 from app.auth import ROLES, create_key, revoke_key
 from app.db import make_engine, make_sessionmaker
 from app.settings import get_settings
@@ -44,9 +44,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     migrate.upgrade(get_settings().database_url)
     with _sessions()() as s:
         if args.action == "create":
-            row, key = create_key(s, role=args.role, name=args.name or args.role)
-            audit.record(s, actor=_actor(), action="key.create", key_id=row.id, role=row.role,
-                         name=row.name)
+            row, key = create_key(s, role=args.role, name=args.name or args.role,
+                                  actor=_actor())
             s.commit()
             print(f"created key {row.id} ({row.role}, {row.name}); "
                   "store it now, it is not shown again:")
@@ -56,10 +55,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
                 print(f"{k.id}\t{k.role}\t{k.name}\t{k.prefix}...\t{state}")
         else:
-            if not revoke_key(s, args.key_id):
+            if not revoke_key(s, args.key_id, actor=_actor()):
                 print(f"no active key {args.key_id}", file=sys.stderr)
                 return 1
-            audit.record(s, actor=_actor(), action="key.revoke", key_id=args.key_id)
             s.commit()
             print(f"revoked key {args.key_id}")
     return 0

@@ -33,7 +33,7 @@ def prepare(url: str, det: Detector, lines: list[str], channels: int, window: in
     migrate.upgrade(url)
     sessions = make_sessionmaker(make_engine(url))
     with sessions() as s:
-        create_key(s, role="operator", name="bench", key=KEY)
+        create_key(s, role="operator", name="bench", actor="bench", key=KEY)
         for name in lines:
             line = Line(id=name, channels=[f"c{i}" for i in range(channels)], window=window,
                         retrain_interval_s=86_400, min_windows=100, promotion="auto",

@@ -37,7 +37,7 @@ class Api:
     def new_key(self, role: str) -> str:
         """A fresh API key of `role`, created as `lifeline keys create` does."""
         with self.svc.sessions() as s:
-            _, key = create_key(s, role=role, name=f"test-{role}")
+            _, key = create_key(s, role=role, name=f"test-{role}", actor="test")
             s.commit()
         return key
 
