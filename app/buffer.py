@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from app.db import wipe_on_commit
 from app.tables import BufferWindow, Line, TrainingJob
 
 
@@ -75,6 +76,7 @@ def shrink(session: Session, line: Line, rng: np.random.Generator) -> int:
     if excess <= 0:
         return 0
     _evict(session, line.id, stored, excess, rng)
+    wipe_on_commit(session)
     line.buffer_dropped += excess
     line.buffer_windows = line.buffer_limit
     return excess
@@ -126,6 +128,8 @@ def discard(session: Session, line: Line, since: datetime | None, until: datetim
     deleted: int = session.execute(stmt).rowcount  # type: ignore[attr-defined]
     if deleted == 0 and session.scalar(select(running)):
         return None
+    if deleted:
+        wipe_on_commit(session)
     line.buffer_windows -= deleted
     return deleted
 
@@ -139,5 +143,7 @@ def delete_trained(session: Session, line: Line, ids: np.ndarray) -> int:
         res = session.execute(delete(BufferWindow).where(
             BufferWindow.line_id == line.id, BufferWindow.id.in_(chunk)))
         deleted += res.rowcount or 0  # type: ignore[attr-defined]
+    if deleted:
+        wipe_on_commit(session)
     line.buffer_windows -= deleted
     return deleted

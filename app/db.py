@@ -6,8 +6,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -75,19 +75,39 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def wipe_deleted(session: Session) -> None:
-    """After a commit that deleted raw windows: on SQLite, copy the zeroed pages into the
-    database file and empty the write-ahead log, whose older frames still hold the windows as
-    they were written. PostgreSQL has no such control: a deleted row stays in the table's free
-    space until VACUUM lets a later write reuse it (README, retention). Best effort: the
-    deletion has committed, and a reader holding the log only delays its emptying to the next."""
-    if session.get_bind().dialect.name != "sqlite":
+_WIPE = "lifeline.wipe_deleted"  # a flag in Session.info
+
+
+def wipe_on_commit(session: Session) -> None:
+    """This transaction deletes raw windows: once it commits, wipe them from the disk too.
+
+    On SQLite the zeroed pages are copied into the database file and the write-ahead log,
+    whose older frames still hold the windows as they were written, is emptied. PostgreSQL has
+    no such control: a deleted row stays in the table's free space until VACUUM lets a later
+    write reuse it (README, retention)."""
+    session.info[_WIPE] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wipe_committed(session: Session) -> None:
+    if session.info.pop(_WIPE, False):
+        _empty_sqlite_log(session.get_bind())
+
+
+@event.listens_for(Session, "after_rollback")
+def _nothing_to_wipe(session: Session) -> None:
+    session.info.pop(_WIPE, None)
+
+
+def _empty_sqlite_log(bind: Engine | Connection) -> None:
+    """Best effort: the deletion has committed, and a reader holding the log only delays its
+    emptying to the next deletion."""
+    if bind.dialect.name != "sqlite":
         return
     try:
-        busy = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()[0]
-        session.commit()
+        with bind.engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
     except OperationalError as exc:
-        session.rollback()
         busy = str(exc)
     if busy:
         log.warning("deleted windows stay in the SQLite log until its next emptying: %s", busy)

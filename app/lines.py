@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app import audit, buffer, jobs, registry
-from app.db import get_for_update, wipe_deleted
+from app.db import get_for_update, wipe_on_commit
 from app.errors import ApiError, not_found
 from app.schemas.lines import LineConfig
 from app.tables import Line, ModelVersion
@@ -53,8 +53,6 @@ def put_line(
                      "buffer_limit": values["buffer_limit"]},
                  **({"buffer_evicted": evicted} if evicted else {}))
     session.commit()
-    if evicted:
-        wipe_deleted(session)
     return line, created
 
 
@@ -69,9 +67,9 @@ def delete_line(session: Session, *, line_id: str, actor: str) -> None:
     audit.record(session, actor=actor, action="line.delete", line_id=line_id,
                  buffer_windows=line.buffer_windows, versions=versions,
                  open_job=running.id if running else None)
-    session.execute(delete(Line).where(Line.id == line_id))
+    session.execute(delete(Line).where(Line.id == line_id))  # its buffer by the cascade
+    wipe_on_commit(session)
     session.commit()
-    wipe_deleted(session)
 
 
 def discard_windows(session: Session, *, line_id: str, since: datetime | None,
@@ -95,8 +93,6 @@ def discard_windows(session: Session, *, line_id: str, since: datetime | None,
                  since=since.isoformat() if since else None,
                  until=until.isoformat() if until else None, deleted=deleted, reason=reason)
     session.commit()
-    if deleted:
-        wipe_deleted(session)
     return deleted
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app import audit, buffer
-from app.db import get_for_update, utcnow, wipe_deleted
+from app.db import get_for_update, utcnow
 from app.errors import ApiError, not_found
 from app.tables import Line, ModelVersion
 
@@ -74,6 +74,4 @@ def activate_version(session: Session, *, line: Line, version: int, actor: str) 
     audit.record(session, actor=actor, action="model.activate", line_id=line.id,
                  version=version, previous=previous, buffer_deleted=deleted)
     session.commit()
-    if deleted:
-        wipe_deleted(session)
     return row

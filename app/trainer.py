@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import models
 from app import buffer, jobs, registry
 from app.compute import Cancelled, Compute, Interrupted, on_epoch, stop_requested
-from app.db import get_for_update, utcnow, wipe_deleted
+from app.db import get_for_update, utcnow
 from app.metrics import Metrics
 from app.settings import Settings
 from app.tables import Line, TrainingJob
@@ -206,8 +206,6 @@ class JobRunner:
                         metrics={**metrics, "buffer_deleted": deleted,
                                  "history": out.history[-50:], "gate_reasons": out.reasons})
             s.commit()  # the version, the activation, the deletion and the job close together
-            if deleted:
-                wipe_deleted(s)
         return status
 
     def _close(self, close: Callable[..., None], job_id: str) -> None:
