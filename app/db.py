@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -26,6 +26,15 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def db_now(session: Session) -> datetime:
+    """The database's clock, the one every replica shares: leases are set and judged by it, so
+    a replica whose own clock runs fast does not take live jobs from the others. SQLite is
+    embedded, its clock this host's."""
+    if session.get_bind().dialect.name == "sqlite":
+        return utcnow()
+    return session.execute(select(func.now())).scalar_one().astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -122,8 +131,14 @@ def get_for_update(session: Session, entity: type[T], key: Any) -> T | None:
     buffer of 60. There the lock is the database's single writer, taken before reading
     (BEGIN IMMEDIATE, waiting up to busy_timeout); a session that has written already holds it.
     """
+    take_sqlite_writer(session)
+    return session.get(entity, key, with_for_update=True, populate_existing=True)
+
+
+def take_sqlite_writer(session: Session) -> None:
+    """On SQLite, become the single writer before reading what this transaction will change
+    (FOR UPDATE's stand-in there); on other databases nothing: lock the rows instead."""
     conn = session.connection()
     driver = conn.connection.dbapi_connection
     if conn.dialect.name == "sqlite" and driver is not None and not driver.in_transaction:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-    return session.get(entity, key, with_for_update=True, populate_existing=True)

@@ -7,16 +7,17 @@ open (queued or running) job per line.
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.db import get_for_update, utcnow
+from app.db import db_now, get_for_update, take_sqlite_writer, utcnow
 from app.errors import ApiError, not_found
 from app.tables import Line, TrainingJob
 
@@ -54,7 +55,7 @@ def enqueue(
 def claim(session: Session, *, owner: str, lease_s: float, limit: int = 1) -> list[str]:
     """Atomically take up to `limit` queued jobs. SKIP LOCKED lets replicas claim in parallel
     on PostgreSQL; it compiles away on SQLite, where the status guard still holds."""
-    now = utcnow()
+    now = db_now(session)
     pick = (select(TrainingJob.id).where(TrainingJob.status == "queued")
             .order_by(TrainingJob.created_at).limit(limit).with_for_update(skip_locked=True))
     stmt = (update(TrainingJob)
@@ -72,7 +73,7 @@ def heartbeat(session: Session, *, job_id: str, owner: str, lease_s: float,
               metrics: dict[str, Any] | None = None) -> bool:
     """Extend the lease (and write the job's progress); True once an operator asked the job
     to stop, which is how the replica running it learns, whichever replica was asked."""
-    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_s)}
+    values: dict[str, Any] = {"lease_expires_at": db_now(session) + timedelta(seconds=lease_s)}
     if metrics is not None:
         values["metrics"] = metrics
     row = session.execute(update(TrainingJob).where(
@@ -145,9 +146,8 @@ def cancel(session: Session, *, job_id: str, actor: str, reason: str | None) -> 
 def reap(session: Session, *, max_attempts: int) -> int:
     """Requeue running jobs whose lease expired (their owner died), or fail them after
     max_attempts, or close them as cancelled if an operator asked. Returns how many."""
-    now = utcnow()
-    expired = list(session.scalars(select(TrainingJob).where(
-        TrainingJob.status == "running", TrainingJob.lease_expires_at < now)))
+    now = db_now(session)
+    expired = _lock_running(session, TrainingJob.lease_expires_at < now)
     for job in expired:
         if _release(job, now):  # its owner died before it could stop it
             continue
@@ -160,10 +160,12 @@ def reap(session: Session, *, max_attempts: int) -> int:
     return len(expired)
 
 
-def fail_interrupted(session: Session, *, owner_prefix: str) -> int:
-    """At start-up: jobs this host left running died with the old process."""
-    rows = list(session.scalars(select(TrainingJob).where(
-        TrainingJob.status == "running", TrainingJob.lease_owner.startswith(owner_prefix))))
+def fail_interrupted(session: Session, *, instance: str) -> int:
+    """At start-up: jobs an earlier life of this process left running died with it."""
+    host = instance.rpartition(":")[0]
+    mine = TrainingJob.lease_owner == instance
+    rows = [job for job in _lock_running(session, or_(mine, TrainingJob.lease_owner.startswith(
+        f"{host}:")) if host else mine) if _earlier_life(job.lease_owner or "", instance)]
     now = utcnow()
     for job in rows:
         if _release(job, now):
@@ -172,6 +174,40 @@ def fail_interrupted(session: Session, *, owner_prefix: str) -> int:
         job.error = "interrupted by a restart of the service; the previous model kept serving"
     session.commit()
     return len(rows)
+
+
+def _lock_running(session: Session, *where: ColumnElement[bool]) -> list[TrainingJob]:
+    """Running jobs, locked until the transaction ends. Unlocked, two replicas reaping at once
+    both read a job; one requeues it, a third claims it, and the other's late write hands the
+    claimed job back to the queue, its training lost. A row another replica holds is its own."""
+    take_sqlite_writer(session)
+    return list(session.scalars(
+        select(TrainingJob).where(TrainingJob.status == "running", *where)
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True)))
+
+
+def _earlier_life(owner: str, instance: str) -> bool:
+    """The owner was this process before it restarted: its own name (one set per replica, or
+    host:pid where a container's process gets the same pid each start), or a process of this
+    host that is no longer alive. A sibling process's jobs stay its own; a pid reused since is
+    left to the reaper, which takes the job once its lease runs out."""
+    if owner == instance:
+        return True
+    host, _, pid = owner.rpartition(":")
+    return bool(host) and host == instance.rpartition(":")[0] and pid.isdigit() and not _alive(
+        int(pid))
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":  # no harmless probe there: the reaper handles it
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: delivers nothing, only checks the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def request_retrain(session: Session, *, line: Line, new_regime: bool, reason: str | None,

@@ -56,8 +56,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         with svc.sessions() as s:
             key = settings.bootstrap_operator_key
             ensure_bootstrap_key(s, key.get_secret_value() if key else None)
-            host = settings.instance_name.split(":")[0] + ":"
-            if n := jobs.fail_interrupted(s, owner_prefix=host):
+            if n := jobs.fail_interrupted(s, instance=settings.instance_name):
                 log.warning("marked %d interrupted training jobs failed", n)
         if settings.scheduler_enabled:
             svc.scheduler.start()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
+import app.db
 from app import buffer, jobs
 from app.db import make_engine, make_sessionmaker, utcnow
 from app.errors import ApiError
@@ -97,7 +101,7 @@ def test_a_job_cancelled_while_its_owner_is_gone_is_not_run_again(db_url: str) -
             lease_expires_at=utcnow() - timedelta(seconds=1)))
         s.commit()
         assert jobs.reap(s, max_attempts=3) == 1
-        assert jobs.fail_interrupted(s, owner_prefix="host-a:") == 1
+        assert jobs.fail_interrupted(s, instance="host-a:1") == 1
         assert jobs.claim(s, owner="host-b:1", lease_s=60, limit=2) == []
         for job_id in ids:
             s.expire_all()
@@ -193,14 +197,20 @@ def test_a_crashing_job_keeps_the_model_serving_and_the_buffer(
     assert 'lifeline_retrains_total{line="crashy",result="failed"} 1.0' in text
 
 
+def _gone_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def test_restart_marks_running_jobs_failed(db_url: str) -> None:
-    settings = settings_for(db_url, instance_name="host-a:1")
-    with TestClient(create_app(settings)) as client:
+    gone = f"host-a:{_gone_pid()}"
+    with TestClient(create_app(settings_for(db_url, instance_name=gone))) as client:
         api = Api(client, {})
         _warm_line(api, "l")
         job_id = api.call("POST", "/v1/lines/l/retrain").json()["job_id"]
         with api.svc.sessions() as s:
-            jobs.claim(s, owner="host-a:1", lease_s=600)
+            jobs.claim(s, owner=gone, lease_s=600)
     with TestClient(create_app(settings_for(db_url, instance_name="host-a:2"))) as client:
         job = Api(client, {}).call("GET", f"/v1/jobs/{job_id}").json()
     assert job["status"] == "failed" and "restart" in job["error"]
@@ -331,3 +341,96 @@ def test_a_rejected_student_never_serves(api: Api, monkeypatch: pytest.MonkeyPat
     assert r.status_code == 409 and r.json()["error"]["code"] == "version_rejected"
     text = api.client.get("/metrics").text
     assert 'lifeline_retrains_total{line="gated",result="rejected"} 1.0' in text
+
+
+def test_a_reaper_holding_a_stale_read_never_undoes_a_fresh_claim(db_url: str) -> None:
+    """Two replicas reap at once. B has read the expired job when A requeues it and C claims
+    it; B's late write must not hand C's running job back to the queue (C's training would be
+    thrown away at its next heartbeat), nor fail its tick."""
+    sessions = _lines(db_url, 1)
+    with sessions() as s:
+        job_id = jobs.enqueue(s, line_id="l0", trigger="operator").id
+        jobs.claim(s, owner="dead", lease_s=60)
+        s.execute(update(TrainingJob).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        s.commit()
+    has_read, others_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def pause(*_: object) -> None:  # B has read the expired job and is about to write
+        has_read.set()
+        others_done.wait(2)
+
+    def slow_reaper() -> None:
+        try:
+            with sessions() as s:
+                event.listen(s, "before_flush", pause)
+                jobs.reap(s, max_attempts=3)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    b = threading.Thread(target=slow_reaper)
+    b.start()
+    assert has_read.wait(10)
+    with sessions() as s:
+        jobs.reap(s, max_attempts=3)
+        taken = jobs.claim(s, owner="c", lease_s=60)
+    others_done.set()
+    b.join()
+    assert errors == []
+    with sessions() as s:
+        job = s.get_one(TrainingJob, job_id)
+        if taken:  # C's claim stands
+            assert (job.status, job.lease_owner) == ("running", "c")
+        else:  # C found it locked: it is queued, for whoever claims next
+            assert job.status == "queued"
+            assert jobs.claim(s, owner="c", lease_s=60) == [job_id]
+
+
+def test_a_start_fails_only_the_jobs_of_its_own_earlier_life(db_url: str) -> None:
+    """Several processes may share a host (systemd units, a process manager restarting one):
+    a start fails what its own earlier life left running (its name, or a process of this
+    host that is gone), never a live sibling's job, nor another host's."""
+    sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = _gone_pid()
+    owners = {"l0": "replica-a", "l1": f"host-a:{gone}", "l2": f"host-a:{sibling.pid}",
+              "l3": f"host-b:{gone}", "l4": "replica-b"}
+    sessions = _lines(db_url, len(owners))
+    try:
+        with sessions() as s:
+            for line_id, owner in owners.items():
+                jobs.enqueue(s, line_id=line_id, trigger="operator")
+                assert len(jobs.claim(s, owner=owner, lease_s=600)) == 1
+            assert jobs.fail_interrupted(s, instance="replica-a") == 1
+            assert jobs.fail_interrupted(s, instance=f"host-a:{os.getpid()}") == 1
+            status = dict(s.execute(select(TrainingJob.line_id, TrainingJob.status)).all())
+    finally:
+        sibling.kill()
+        sibling.wait()
+    assert status == {"l0": "failed", "l1": "failed", "l2": "running", "l3": "running",
+                      "l4": "running"}
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_a_replica_whose_clock_runs_fast_leaves_the_others_jobs_alone(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leases are set and judged by the database's clock: a replica an hour ahead of the
+    others (a host whose time sync failed) would otherwise reap every job they run, and give
+    its own jobs leases an hour too long. SQLite is embedded: one host, one clock."""
+    sessions = _lines(db_url, 2)
+    with sessions() as s:
+        first = jobs.enqueue(s, line_id="l0", trigger="operator").id
+        assert jobs.claim(s, owner="a", lease_s=60) == [first]
+        second = jobs.enqueue(s, line_id="l1", trigger="operator").id
+    fast = lambda: datetime.now(UTC) + timedelta(hours=1)  # noqa: E731
+    monkeypatch.setattr(jobs, "utcnow", fast)
+    monkeypatch.setattr(app.db, "utcnow", fast)
+    with sessions() as s:
+        assert jobs.reap(s, max_attempts=3) == 0
+        assert jobs.claim(s, owner="fast", lease_s=60) == [second]
+    monkeypatch.undo()
+    with sessions() as s:
+        assert not jobs.heartbeat(s, job_id=first, owner="a", lease_s=60)  # still a's
+        lease = s.get_one(TrainingJob, second).lease_expires_at
+        assert lease is not None
+        assert timedelta(seconds=50) < lease - utcnow() < timedelta(seconds=70)
