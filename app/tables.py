@@ -77,9 +77,10 @@ class ModelVersion(Base):
     threshold: Mapped[float]
     metrics: Mapped[dict[str, Any]]
     reasons: Mapped[list[Any]]
-    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    # The two blobs load only when read: listing versions or scraping metrics needs neither.
+    artifact: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     # int64 ids of the buffer windows that trained it, deleted when it is activated
-    trained_window_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    trained_window_ids: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     job_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[datetime | None]
