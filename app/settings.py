@@ -38,7 +38,10 @@ class Settings(BaseSettings):
     calibration_folds: int = Field(4, ge=0, le=16)
     job_lease_s: float = Field(300.0, gt=0, description="a job silent this long is reaped")
     job_max_attempts: int = Field(3, ge=1)
-    instance_name: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    instance_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}", min_length=1,
+        description="who holds a job's lease, one per replica; a start fails the jobs its "
+        "earlier life left running (app/jobs.py)")
 
     buffer_limit: int = Field(20_000, ge=10, description="default fresh-buffer bound per line")
     # Raw values one line's buffer may hold, whatever its shape: 20,000 windows of 64 x 512 are
