@@ -132,7 +132,10 @@ def get_for_update(session: Session, entity: type[T], key: Any) -> T | None:
     (BEGIN IMMEDIATE, waiting up to busy_timeout); a session that has written already holds it.
     """
     take_sqlite_writer(session)
-    return session.get(entity, key, with_for_update=True, populate_existing=True)
+    # FOR NO KEY UPDATE: it excludes every other locker and writer of the row, but not an
+    # insert that only references it (a job for the line, whose foreign key check takes KEY
+    # SHARE); FOR UPDATE would make such an insert wait, and deadlock against it.
+    return session.get(entity, key, with_for_update={"key_share": True}, populate_existing=True)
 
 
 def take_sqlite_writer(session: Session) -> None:

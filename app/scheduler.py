@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
-from app.db import utcnow
+from app.db import get_for_update, utcnow
 from app.errors import ApiError
 from app.settings import Settings
 from app.tables import Line, TrainingJob
@@ -31,19 +31,35 @@ def enqueue_due(s: Session) -> list[str]:
     recent_fail = set(s.scalars(select(TrainingJob.line_id).where(
         TrainingJob.status.in_(("failed", "rejected")),
         TrainingJob.finished_at > now - RETRY_BACKOFF)))
+    skip = busy | recent_fail
+    due = [line.id for line in s.scalars(select(Line))
+           if line.id not in skip and _trigger(line, now)]
     queued = []
-    for line in s.scalars(select(Line)):
-        if line.id in busy or line.id in recent_fail or line.buffer_windows < line.min_windows:
+    for line_id in due:
+        # Locked as an operator's retrain locks it: whichever comes second sees the other's
+        # job, and the line is not deleted under the insert.
+        line = get_for_update(s, Line, line_id)
+        trigger = _trigger(line, now) if line is not None else None
+        if trigger is None:  # deleted, or trained, meanwhile
+            s.rollback()
             continue
-        due = line.last_trained_at is None or (
-            line.last_trained_at + timedelta(seconds=line.retrain_interval_s) <= now)
-        if line.active_version is None or due:
-            trigger = "warm_up" if line.active_version is None else "schedule"
-            try:
-                queued.append(jobs.enqueue(s, line_id=line.id, trigger=trigger).id)
-            except ApiError:  # another replica queued it first
-                continue
+        try:
+            queued.append(jobs.enqueue(s, line_id=line_id, trigger=trigger).id)
+        except ApiError:  # an operator or another replica queued it first
+            continue
     return queued
+
+
+def _trigger(line: Line, now: datetime) -> str | None:
+    """Why the line should train now: its first model, or its schedule; None if not yet."""
+    if line.buffer_windows < line.min_windows:
+        return None
+    if line.active_version is None:
+        return "warm_up"
+    if line.last_trained_at is None or (
+            line.last_trained_at + timedelta(seconds=line.retrain_interval_s) <= now):
+        return "schedule"
+    return None
 
 
 class Scheduler:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 import models
 from app import buffer
 from app.db import utcnow
-from app.errors import ApiError
+from app.errors import ApiError, not_found
 from app.lines import get_line, vouched
 from app.metrics import Metrics
 from app.model_cache import ModelCache
@@ -132,9 +132,12 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         observed = 1.0 - np.isnan(x).mean(axis=(1, 2))
         return None, None, [_unscored(i, "warming_up" if o >= ctx.settings.min_observed_fraction
                                       else "insufficient_data") for i, o in enumerate(observed)]
-    vid, version, threshold = session.execute(select(  # threshold: the regimes' largest
+    active = session.execute(select(  # threshold: the regimes' largest
         ModelVersion.id, ModelVersion.version, ModelVersion.threshold).where(
-        ModelVersion.line_id == line.id, ModelVersion.version == line.active_version)).one()
+        ModelVersion.line_id == line.id, ModelVersion.version == line.active_version)).first()
+    if active is None:  # the line was deleted since it was read, its versions with it
+        raise not_found("line", line.id)
+    vid, version, threshold = active
     det = ctx.cache.get(vid, lambda: _load(session, vid, line, version))
     s = models.score(det, x)
     # Whole-batch conversions to Python numbers: a float() and round() per value cost 3.4 ms of
@@ -168,9 +171,11 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
 def _load(session: Session, vid: int, line: Line, version: int) -> models.Detector:
     """The active version's stored model; damaged bytes (a disk fault, a hand edit) fail this
     line only, with what an operator can do about it."""
+    artifact = session.scalar(select(ModelVersion.artifact).where(ModelVersion.id == vid))
+    if artifact is None:  # deleted with its line since the line was read
+        raise not_found("line", line.id)
     try:
-        return models.from_bytes(session.scalars(
-            select(ModelVersion.artifact).where(ModelVersion.id == vid)).one())
+        return models.from_bytes(artifact)
     except ValueError as exc:
         raise ApiError(500, "model_unloadable",
                        f"line {line.id!r}'s active model, version {version}, cannot be loaded "

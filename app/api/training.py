@@ -27,7 +27,7 @@ def job_out(j: TrainingJob) -> dict[str, Any]:
 def retrain(line_id: LineId, session: DB, who: Operator,
             req: RetrainRequest | None = Body(None)) -> dict[str, Any]:
     req = req or RetrainRequest()
-    line = lines.get_line(session, line_id)
+    line = lines.get_line(session, line_id, lock=True)  # not deleted until the job is queued
     job = jobs.request_retrain(session, line=line, new_regime=req.new_regime, reason=req.reason,
                                actor=who.actor)
     return {"job_id": job.id, "status": job.status}

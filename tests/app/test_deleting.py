@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from app import jobs
+from app import jobs, lines
 from app.db import utcnow
 from app.main import create_app
 from app.tables import (
@@ -154,3 +155,32 @@ def test_deleting_a_line_stops_the_job_training_on_it(db_url: str) -> None:
         assert progress is not None and progress["fit"] < 5, progress  # stopped, not finished
         assert api.call("GET", f"/v1/jobs/{job}").status_code == 404
         assert _rows(api, BufferWindow, "short-lived") == 0
+
+
+@pytest.mark.parametrize("column", ["threshold", "artifact"])
+def test_a_line_deleted_in_the_middle_of_a_scoring_request_is_a_404(api: Api, column: str
+                                                                     ) -> None:
+    """The request has read the line when an operator's delete commits, just before it reads
+    the line's model (`threshold`) or, at a version's first use, the model's bytes: a 404
+    saying the line is gone, not a 500 (an interleaving test_operation_sequences.py meets
+    by chance)."""
+    _line(api, "gone")
+    _post(api, "gone", {"windows": windows_json(make_windows(60, 4, WINDOW, 0, seed=1))})
+    api.tick()
+    deleted: list[str] = []
+
+    def delete_first(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not deleted and f"model_versions.{column}" in statement:
+            deleted.append(statement)
+            with api.svc.sessions() as s:
+                lines.delete_line(s, line_id="gone", actor="test")
+
+    engine = api.svc.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", delete_first)
+    try:
+        r = api.call("POST", "/v1/lines/gone/windows", json={
+            "learn": False, "windows": windows_json(make_windows(1, 4, WINDOW, 0, seed=2))})
+    finally:
+        event.remove(engine, "before_cursor_execute", delete_first)
+    assert deleted
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "line_not_found"), r.text

@@ -234,3 +234,51 @@ def test_gateways_and_an_operator_at_once_leave_every_promise_kept(db_url: str) 
         assert not [s for s in steps if "500" in s or "Internal" in s], steps
         check_promises(api, "k")
         assert rows(api, ModelVersion, "k") >= 1, steps
+
+
+def test_a_line_deleted_while_gateways_post_answers_404_never_500(db_url: str) -> None:
+    """A line decommissioned (and set up again) while its gateways still post: each batch is
+    either scored (200) or told the line is gone (404), whichever its request met, never a
+    500 from a line half read."""
+    with TestClient(create_app(settings_for(db_url, train_max_epochs=2))) as client:
+        api = Api(client, {})
+        operator = Operations(api, np.random.default_rng(3), "k")
+        api.call("POST", "/v1/lines/k/windows", json={"windows": windows_json(
+            make_windows(MIN_WINDOWS, len(CHANNELS), WINDOW, 0, seed=1))})
+        api.tick()
+
+        def gateway(seed: int) -> list[int]:
+            rng = np.random.default_rng(seed)
+            return [api.call("POST", "/v1/lines/k/windows", json={
+                "learn": bool(rng.random() < 0.5), "windows": windows_json(make_windows(
+                    int(rng.integers(1, 9)), len(CHANNELS), WINDOW, 0, seed=100 * seed + i))}
+            ).status_code for i in range(40)]
+
+        def operate() -> None:
+            for i in range(15):
+                assert api.call("DELETE", "/v1/lines/k").status_code == 204
+                assert api.call("PUT", "/v1/lines/k", json=operator.config).status_code == 201
+                api.call("POST", "/v1/lines/k/windows", json={"windows": windows_json(
+                    make_windows(MIN_WINDOWS, len(CHANNELS), WINDOW, 0, seed=i))})
+                api.tick()
+
+        def retrain() -> list[str]:  # a second operator, asking for retrains meanwhile
+            answers = []
+            for _ in range(40):
+                r = api.call("POST", "/v1/lines/k/retrain")
+                code = r.json()["error"]["code"] if r.status_code >= 400 else ""
+                if code == "job_in_progress":  # names the job it is waiting on
+                    assert r.json()["error"]["details"]["job_id"], r.text
+                answers.append(f"{r.status_code} {code}".strip())
+            return answers
+
+        with ThreadPoolExecutor(5) as pool:
+            gateways = [pool.submit(gateway, seed) for seed in range(3)]
+            retrains = pool.submit(retrain)
+            pool.submit(operate).result()
+            codes = [c for g in gateways for c in g.result()]
+        assert set(codes) <= {200, 404}, sorted(set(codes))
+        assert 200 in codes
+        assert set(retrains.result()) <= {"202", "404 line_not_found", "409 job_in_progress",
+                                          "409 not_enough_windows"}, retrains.result()
+        check_promises(api, "k")
