@@ -30,9 +30,15 @@ def decode(blobs: list[bytes], window: int, channels: int) -> np.ndarray:
     return flat.reshape(len(blobs), window, channels).copy()  # writable, for torch
 
 
-def oldest(session: Session, line_id: str) -> datetime | None:
-    return session.scalar(
-        select(func.min(BufferWindow.received_at)).where(BufferWindow.line_id == line_id))
+def oldest(session: Session, line_ids: list[str] | None = None) -> dict[str, datetime | None]:
+    """When each line's oldest buffered window arrived (all lines, or those named): one
+    index lookup per line, where grouping would read every window."""
+    first = select(func.min(BufferWindow.received_at)).where(
+        BufferWindow.line_id == Line.id).scalar_subquery()
+    q = select(Line.id, first)
+    if line_ids is not None:
+        q = q.where(Line.id.in_(line_ids))
+    return dict(session.execute(q).all())
 
 
 def append(

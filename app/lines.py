@@ -151,11 +151,29 @@ def _check_shape_change(session: Session, line: Line, cfg: LineConfig) -> None:
 
 
 def describe(session: Session, line: Line) -> dict[str, Any]:
-    active = None
-    if line.active_version is not None:
-        v = registry.get_version(session, line.id, line.active_version)
-        active = {"version": v.version, "threshold": v.threshold, "regimes": v.regimes,
-                  "created_at": v.created_at}
+    """The line as the contract shows it; a 404 if it was deleted since it was read."""
+    out = describe_all(session, [line])
+    if not out:
+        raise not_found("line", line.id)
+    return out[0]
+
+
+def describe_all(session: Session, lines: list[Line]) -> list[dict[str, Any]]:
+    """Each line as the contract shows it, in two queries however many there are. A line
+    deleted since it was read is left out: its model went with it."""
+    ids = [line.id for line in lines]
+    active = {v.line_id: v for v in session.scalars(select(ModelVersion).where(
+        ModelVersion.line_id.in_(ids), ModelVersion.status == "active"))}
+    oldest = buffer.oldest(session, ids)
+    return [_describe(line, active.get(line.id), oldest.get(line.id)) for line in lines
+            if line.active_version is None or line.id in active]
+
+
+def _describe(line: Line, active: ModelVersion | None, oldest: datetime | None
+              ) -> dict[str, Any]:
+    model = None if active is None else {
+        "version": active.version, "threshold": active.threshold, "regimes": active.regimes,
+        "created_at": active.created_at}
     nxt = None
     if line.last_trained_at is not None:
         nxt = line.last_trained_at + timedelta(seconds=line.retrain_interval_s)
@@ -165,15 +183,18 @@ def describe(session: Session, line: Line) -> dict[str, Any]:
         "promotion": line.promotion, "target_false_alarm_rate": line.target_false_alarm_rate,
         "buffer_limit": line.buffer_limit, "learn_flagged_until": line.learn_flagged_until,
         "shape_only_channels": line.shape_only_channels, "principal_axes": line.principal_axes,
-        "state": "ready" if active else "warming_up", "active_model": active,
-        "buffer": buffer_state(session, line),
+        "state": "ready" if model else "warming_up", "active_model": model,
+        "buffer": _buffer_state(line, oldest),
         "next_retrain_at": nxt, "created_at": line.created_at, "updated_at": line.updated_at,
     }
 
 
 def buffer_state(session: Session, line: Line) -> dict[str, Any]:
-    return {"windows": line.buffer_windows, "oldest_at": buffer.oldest(session, line.id),
-            "dropped": line.buffer_dropped}
+    return _buffer_state(line, buffer.oldest(session, [line.id]).get(line.id))
+
+
+def _buffer_state(line: Line, oldest: datetime | None) -> dict[str, Any]:
+    return {"windows": line.buffer_windows, "oldest_at": oldest, "dropped": line.buffer_dropped}
 
 
 def list_lines(session: Session) -> list[Line]:

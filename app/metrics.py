@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import buffer
 from app.db import utcnow
 from app.jobs import OPEN
 from app.lines import vouched
-from app.tables import AnomalyEvent, BufferWindow, Line, ModelVersion, TrainingJob
+from app.tables import AnomalyEvent, Line, ModelVersion, TrainingJob
 
 disable_created_metrics()  # *_created series double the scrape for no dashboard use
 
@@ -154,9 +155,7 @@ class StateCollector(Collector):
 
     def _fill(self, s: Session, lines: list[Line], g: dict[str, GaugeMetricFamily]) -> None:
         now = utcnow()
-        first = select(func.min(BufferWindow.received_at)).where(
-            BufferWindow.line_id == Line.id).scalar_subquery()  # per line: an index lookup
-        oldest = dict(s.execute(select(Line.id, first)).all())
+        oldest = buffer.oldest(s)
         ok = dict(s.execute(select(TrainingJob.line_id, func.max(TrainingJob.finished_at)).where(
             TrainingJob.status == "succeeded").group_by(TrainingJob.line_id)).all())
         active = {v.line_id: v for v in s.scalars(select(ModelVersion).where(

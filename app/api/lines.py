@@ -25,7 +25,7 @@ def put_line(line_id: LineId, cfg: LineConfig, session: DB, who: Operator, svc: 
 
 @router.get("", response_model=LineList, responses=documented(422))
 def list_lines(session: DB, _: Viewer) -> dict[str, Any]:
-    return {"lines": [lines.describe(session, line) for line in lines.list_lines(session)]}
+    return {"lines": lines.describe_all(session, lines.list_lines(session))}
 
 
 @router.get("/{line_id}", response_model=LineOut, responses=documented(404, 422))

@@ -272,13 +272,27 @@ def test_a_line_deleted_while_gateways_post_answers_404_never_500(db_url: str) -
                 answers.append(f"{r.status_code} {code}".strip())
             return answers
 
-        with ThreadPoolExecutor(5) as pool:
+        def view() -> set[str]:  # a dashboard, meanwhile
+            seen = set()
+            for i in range(60):
+                url = ["/v1/lines", "/v1/lines/k", "/v1/lines/k/models",
+                       "/v1/lines/k/anomalies", "/metrics"][i % 5]
+                r = api.call("GET", url, key=viewer)
+                code = r.json()["error"]["code"] if r.status_code >= 400 else ""
+                seen.add(f"{url.replace('/v1/lines', '') or '/'} {r.status_code} {code}".strip())
+            return seen
+
+        viewer = api.new_key("viewer")
+        with ThreadPoolExecutor(6) as pool:
             gateways = [pool.submit(gateway, seed) for seed in range(3)]
-            retrains = pool.submit(retrain)
+            retrains, views = pool.submit(retrain), pool.submit(view)
             pool.submit(operate).result()
             codes = [c for g in gateways for c in g.result()]
         assert set(codes) <= {200, 404}, sorted(set(codes))
         assert 200 in codes
         assert set(retrains.result()) <= {"202", "404 line_not_found", "409 job_in_progress",
                                           "409 not_enough_windows"}, retrains.result()
+        assert views.result() <= {"/ 200", "/metrics 200", *(
+            f"/k{path} {answer}" for path in ("", "/models", "/anomalies")
+            for answer in ("200", "404 line_not_found"))}, views.result()
         check_promises(api, "k")
