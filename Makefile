@@ -36,6 +36,7 @@ bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results
 	$(BIN)/python -m bench.throughput --json bench/results/throughput.json
 	$(BIN)/python -m bench.wide --json bench/results/wide.json
 	$(BIN)/python -m bench.profile
+	$(BIN)/python -m bench.reads
 
 lint: $(STAMP)
 	$(BIN)/ruff check app models bench tests migrations
