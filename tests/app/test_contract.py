@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.main import create_app
-from app.tables import AuditEntry, BufferWindow, IngestBatch
+from app.scheduler import enqueue_due
+from app.tables import AuditEntry, BufferWindow, IngestBatch, TrainingJob
 from models.synthetic import make_windows
 from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
 
@@ -168,6 +172,35 @@ def test_retrain_conflicts(api: Api, line: str) -> None:
     with api.svc.sessions() as s:
         actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     assert actions == ["key.create", "line.create", "line.retrain"]  # the bootstrap key first
+
+
+def test_retrains_posted_at_once_queue_one_job_and_name_it_to_the_others(
+        api: Api, line: str) -> None:
+    """Eight operators' consoles (or scripts) ask at the same moment, the scheduler beside
+    them: one job is queued, every other answer is a 409 naming it."""
+    api.call("POST", f"/v1/lines/{line}/windows",
+             json={"windows": windows_json(make_windows(60, 4, WINDOW))})
+    start = threading.Barrier(9)
+
+    def ask(_: int) -> tuple[int, str]:
+        start.wait()
+        r = api.call("POST", f"/v1/lines/{line}/retrain")
+        return r.status_code, r.json().get("job_id") or r.json()["error"]["details"]["job_id"]
+
+    def schedule() -> list[str]:
+        start.wait()
+        with api.svc.sessions() as s:
+            return enqueue_due(s)
+
+    with ThreadPoolExecutor(9) as pool:
+        scheduled = pool.submit(schedule)
+        answers = list(pool.map(ask, range(8)))
+    queued = [job for code, job in answers if code == 202] + scheduled.result()
+    assert len(queued) == 1, answers
+    assert answers.count((202, queued[0])) == (0 if scheduled.result() else 1)
+    assert {job for _, job in answers} == set(queued), answers
+    with api.svc.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(TrainingJob)) == 1
 
 
 def test_shape_of_a_line_with_data_is_locked(api: Api, line: str) -> None:
