@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit, buffer, jobs, registry
@@ -34,7 +36,25 @@ def put_line(
     buffer_max_mb: float, actor: str, rng: np.random.Generator
 ) -> tuple[Line, bool]:
     """Create or update a line; the shape of a line that has a model is fixed (409). A lowered
-    buffer_limit takes effect at once: an operator lowers it to free space."""
+    buffer_limit takes effect at once: an operator lowers it to free space.
+
+    Two PUTs creating one line at once (a provisioning script run twice, a retry after a
+    timeout) both find no row to lock on PostgreSQL: the second's insert fails, and it goes
+    again as an update."""
+    put = partial(_put_line, session, line_id=line_id, cfg=cfg,
+                  default_buffer_limit=default_buffer_limit, buffer_max_mb=buffer_max_mb,
+                  actor=actor, rng=rng)
+    try:
+        return put()
+    except IntegrityError:
+        session.rollback()
+        return put()
+
+
+def _put_line(
+    session: Session, *, line_id: str, cfg: LineConfig, default_buffer_limit: int,
+    buffer_max_mb: float, actor: str, rng: np.random.Generator
+) -> tuple[Line, bool]:
     line = get_for_update(session, Line, line_id)
     values = cfg.model_dump()
     values["buffer_limit"] = _buffer_limit(cfg, default_buffer_limit, buffer_max_mb)

@@ -203,6 +203,24 @@ def test_retrains_posted_at_once_queue_one_job_and_name_it_to_the_others(
         assert s.scalar(select(func.count()).select_from(TrainingJob)) == 1
 
 
+def test_a_line_put_from_several_places_at_once_is_created_once(api: Api) -> None:
+    """Six PUTs of one new line at the same moment: one creates it (201), the others update
+    it (200), none fails (on PostgreSQL four of six were 500s)."""
+    def put(line: str, start: threading.Barrier) -> int:
+        start.wait()
+        return api.call("PUT", f"/v1/lines/{line}", json={
+            "channels": CHANNELS, "window": WINDOW}).status_code
+
+    for k in range(4):
+        start = threading.Barrier(6)
+        with ThreadPoolExecutor(6) as pool:
+            codes = [pool.submit(put, f"new{k}", start) for _ in range(6)]
+            assert sorted(c.result() for c in codes) == [200] * 5 + [201]
+    with api.svc.sessions() as s:
+        created = s.scalars(select(AuditEntry.line_id).where(AuditEntry.action == "line.create"))
+        assert sorted(created) == [f"new{k}" for k in range(4)]
+
+
 def test_shape_of_a_line_with_data_is_locked(api: Api, line: str) -> None:
     api.call("POST", f"/v1/lines/{line}/windows",
              json={"windows": windows_json(make_windows(2, 4, WINDOW))})
