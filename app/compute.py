@@ -10,7 +10,13 @@ import math
 import multiprocessing
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from typing import Any, Literal
 
 # Shared memory that works across threads as across processes, so both executors share one path.
@@ -63,22 +69,30 @@ class Compute:
     def __init__(self, kind: Literal["process", "thread"]) -> None:
         self._stop, self._cancel = _ctx.Event(), _ctx.Event()
         self._progress = _ctx.Array("d", 3)  # fits started, epoch, val_loss
+        self._kind = kind
+        self._executor = self._start()
+
+    def _start(self) -> Executor:
         args = (self._stop, self._cancel, self._progress)
-        self._executor: Executor
-        if kind == "process":
+        if self._kind == "process":
             # spawn, not fork: a forked child would inherit torch's thread pools and DB sockets.
-            self._executor = ProcessPoolExecutor(1, mp_context=_ctx, initializer=_install,
-                                                 initargs=args)
-        else:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="lifeline-train",
-                                                initializer=_install, initargs=args)
+            return ProcessPoolExecutor(1, mp_context=_ctx, initializer=_install, initargs=args)
+        return ThreadPoolExecutor(1, thread_name_prefix="lifeline-train", initializer=_install,
+                                  initargs=args)
 
     def submit(self, fn: Callable[..., Any], /, **kwargs: Any) -> Future[Any]:
-        """Run one job (the worker runs one at a time); its progress starts from nothing."""
+        """Run one job (the worker runs one at a time); its progress starts from nothing. A
+        worker process that died (the kernel's out-of-memory killer) failed its own job; the
+        pool it leaves refuses every later one, so the next job starts a new process."""
         self._cancel.clear()
         with self._progress.get_lock():
             self._progress[:] = [0.0, 0.0, math.nan]
-        return self._executor.submit(fn, **kwargs)
+        try:
+            return self._executor.submit(fn, **kwargs)
+        except BrokenExecutor:
+            self._executor.shutdown(wait=True)
+            self._executor = self._start()
+            return self._executor.submit(fn, **kwargs)
 
     def progress(self) -> dict[str, float | None] | None:
         """The running job's fit (1 = the model served; then one more where a collapsed warm
