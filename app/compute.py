@@ -109,6 +109,10 @@ class Compute:
         """Ask the running job to stop at its next epoch, and only that job."""
         self._cancel.set()
 
+    def stopping(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True at once when the service is stopping."""
+        return bool(self._stop.wait(timeout))
+
     def interrupt(self) -> None:
         """Ask the running job to stop at its next epoch; later jobs stop before they start."""
         self._stop.set()

@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# The database did not answer (down, restarting, unreachable), as against a statement it refused.
+DB_DOWN = (OperationalError, InterfaceError)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -10,11 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import buffer
-from app.db import utcnow
+from app.db import DB_DOWN, utcnow
 from app.jobs import OPEN
 from app.lines import vouched
 from app.tables import AnomalyEvent, Line, ModelVersion, TrainingJob
@@ -120,7 +119,7 @@ class StateCollector(Collector):
                 self._fill(s, lines, g)
                 self._open_jobs(s, g[_JOB_AGE])
                 self._events(s, lines, g[_UNACKED], g[_VERDICTS])
-        except (OperationalError, InterfaceError):  # the process's own counters still answer
+        except DB_DOWN:  # the process's own counters still answer
             up.add_metric([], 0)
             yield up
             return

@@ -105,6 +105,16 @@ class Scheduler:
             ids = jobs.claim(s, owner=self.runner.owner, lease_s=self.settings.job_lease_s,
                              limit=free) if free > 0 else []
         futures = [self.pool.submit(self.runner.run, job_id) for job_id in ids]
+        for fut in futures:
+            fut.add_done_callback(_report_escaped)
         with self._lock:
             self._running.update(futures)
         return futures
+
+
+def _report_escaped(fut: Future[None]) -> None:
+    """A run that raised (the database gone as the job started or closed) left its job
+    running; nothing else would say so. The reaper queues it again once its lease runs out."""
+    if not fut.cancelled() and (exc := fut.exception()) is not None:
+        log.error("a training job's run ended in an error; the job stays running until its "
+                  "lease runs out, then goes back to the queue", exc_info=exc)

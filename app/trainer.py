@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import models
 from app import buffer, jobs, registry
 from app.compute import Cancelled, Compute, Interrupted, on_epoch, stop_requested
-from app.db import get_for_update, utcnow
+from app.db import DB_DOWN, get_for_update, utcnow
 from app.metrics import Metrics
 from app.settings import Settings
 from app.tables import Line, TrainingJob
@@ -120,7 +120,7 @@ class JobRunner:
                 principal_axes=line.principal_axes)
         try:
             outcome = self._compute(job_id, work)
-            result = self._register(job_id, line_id, outcome, ids)
+            result = self._register_when_the_database_answers(job_id, line_id, outcome, ids)
         except jobs.LeaseLost:
             log.warning("job %s: lease lost, result discarded", job_id)
             return
@@ -164,6 +164,10 @@ class JobRunner:
                     self.compute.cancel()
                     wait([fut])  # stops at its next epoch; the worker is then free again
                     raise
+                except DB_DOWN as exc:  # the lease stands until it expires: go on training
+                    log.warning("job %s: lease not renewed, the database did not answer "
+                                "(%s); trying again in %.0f s", job_id, type(exc).__name__,
+                                poll)
             except BrokenProcessPool as exc:
                 raise RuntimeError("the training process died (out of memory?)") from exc
 
@@ -175,6 +179,24 @@ class JobRunner:
                               lease_s=self.settings.job_lease_s,
                               metrics={"progress": progress} if progress else None):
                 self.compute.cancel()
+
+    def _register_when_the_database_answers(self, job_id: str, line_id: str, out: TrainOutcome,
+                                            ids: np.ndarray) -> str:
+        """The model is trained: a database that does not answer (a restart, a failover)
+        keeps it waiting, for as long as the job's lease, rather than throwing the training
+        away. _register is one transaction, so a try that failed left nothing behind."""
+        poll = min(PROGRESS_S, self.settings.job_lease_s / 3)
+        deadline = time.monotonic() + self.settings.job_lease_s
+        while True:
+            try:
+                return self._register(job_id, line_id, out, ids)
+            except DB_DOWN as exc:
+                if time.monotonic() + poll > deadline:
+                    raise
+                log.warning("job %s: trained, the database did not answer (%s); trying "
+                            "again in %.0f s", job_id, type(exc).__name__, poll)
+            if self.compute.stopping(poll):
+                raise Interrupted("the service is stopping; the job was put back in the queue")
 
     def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
         with self.sessions() as s:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.exc import OperationalError
 
 from app.main import create_app
 from app.tables import ModelVersion
@@ -117,6 +119,81 @@ def test_a_database_outage_is_a_503_to_retry_and_scoring_resumes_after_it(
         assert r.status_code == 200, r.text
         assert api.call("GET", "/v1/lines/p").json()["buffer"]["windows"] == 6
         assert "lifeline_database_up 1.0" in api.call("GET", "/metrics").text
+
+
+@pytest.mark.postgres
+def test_a_database_restart_during_a_retrain_loses_no_training(
+        proxied_pg: tuple[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL goes away while a line retrains (a restart, a failover) and comes back: the
+    lease goes unrenewed for a while, the training goes on, and its version serves. (The job
+    was failed at the first missed renewal, its training thrown away, while the worker went on
+    training it for no one.)"""
+    url, proxy = proxied_pg
+    with TestClient(create_app(settings_for(url, train_max_epochs=400, job_lease_s=3))
+                    ) as client:
+        api = Api(client, {})
+        api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW,
+                                             "min_windows": 100})
+        train_first_models(api, ["p"], make_windows(150, 4, WINDOW, 0, seed=1))
+        api.call("POST", "/v1/lines/p/windows",
+                 json={"windows": windows_json(make_windows(600, 4, WINDOW, 0, seed=2))})
+        job_id = api.call("POST", "/v1/lines/p/retrain").json()["job_id"]
+        running = api.svc.scheduler.tick()
+        wait_for(lambda: "progress" in api.call("GET", f"/v1/jobs/{job_id}").json()["metrics"])
+        proxy.set_cut(True)
+        wait_for(lambda: any(r.name == "app.trainer" for r in caplog.records))  # it noticed
+        proxy.set_cut(False)
+        running[0].result(timeout=300)
+        job = api.call("GET", f"/v1/jobs/{job_id}").json()
+        assert (job["status"], job["model_version"]) == ("succeeded", 2), job
+        assert api.call("GET", "/v1/lines/p").json()["active_model"]["version"] == 2
+        assert "lease not renewed, the database did not answer" in caplog.text
+
+
+@pytest.mark.postgres
+def test_the_database_gone_as_a_job_starts_is_logged_and_the_job_runs_again(
+        proxied_pg: tuple[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
+    """The job is claimed, then the database goes away as its run reads the buffer: the run
+    cannot even mark it failed. It is logged (it went unsaid), the job waits out its lease,
+    and the reaper queues it again: the next tick trains it."""
+    url, proxy = proxied_pg
+    with TestClient(create_app(settings_for(url, job_lease_s=1))) as client:
+        api = Api(client, {})
+        api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW,
+                                             "min_windows": 100})
+        api.call("POST", "/v1/lines/p/windows",
+                 json={"windows": windows_json(make_windows(150, 4, WINDOW, 0, seed=1))})
+        engine = api.svc.sessions.kw["bind"]
+
+        def cut_at_the_snapshot(_conn: object, _cursor: object, statement: str, *_: object
+                                ) -> None:
+            if "buffer_windows.values" in statement:
+                proxy.set_cut(True)
+
+        event.listen(engine, "before_cursor_execute", cut_at_the_snapshot)
+        try:
+            with pytest.raises(OperationalError):
+                api.tick()
+        finally:
+            event.remove(engine, "before_cursor_execute", cut_at_the_snapshot)
+        wait_for(lambda: "a training job's run ended in an error" in caplog.text)
+        proxy.set_cut(False)
+        job = api.call("GET", "/v1/lines/p/jobs").json()["jobs"][0]
+        assert (job["status"], job["attempts"]) == ("running", 1)
+        deadline = time.monotonic() + 30
+        while not (started := api.svc.scheduler.tick()):  # reaped once its lease runs out
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        started[0].result(timeout=120)
+        job = api.call("GET", "/v1/lines/p/jobs").json()["jobs"][0]
+        assert (job["status"], job["attempts"]) == ("succeeded", 2)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def test_a_corrupt_model_fails_its_own_line_only(db_url: str) -> None:
