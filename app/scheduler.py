@@ -1,5 +1,6 @@
 """APScheduler gives time, the database gives ownership: one `tick` every few seconds enqueues
-due lines, reaps dead leases and claims queued jobs for this process's runner."""
+due lines, reaps dead leases, claims queued jobs for this process's runner and forgets
+batch answers kept past their memory."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs
+from app import batches, jobs
 from app.db import get_for_update, utcnow
 from app.errors import ApiError
 from app.settings import Settings
@@ -99,6 +100,7 @@ class Scheduler:
         with self.sessions() as s:
             enqueue_due(s)
             jobs.reap(s, max_attempts=self.settings.job_max_attempts)
+            batches.forget_before(s, utcnow() - timedelta(seconds=self.settings.batch_memory_s))
             with self._lock:
                 self._running = {f for f in self._running if not f.done()}
                 free = 1 - len(self._running)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import models
-from app import buffer
+from app import batches, buffer
 from app.db import utcnow
 from app.errors import ApiError, not_found
 from app.lines import get_line, vouched
@@ -22,7 +22,7 @@ from app.metrics import Metrics
 from app.model_cache import ModelCache
 from app.schemas.scoring import FastScoreRequest, ScoreRequest
 from app.settings import Settings
-from app.tables import AnomalyEvent, IngestBatch, Line, ModelVersion
+from app.tables import AnomalyEvent, Line, ModelVersion
 
 
 @dataclass
@@ -104,10 +104,8 @@ def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch
     """`parse` turns the body into a Batch once the line is known (its shape checks need it);
     `size` and `batch_id` are known before parsing, so a replay is answered unparsed."""
     line = get_line(session, line_id)
-    if batch_id is not None:
-        seen = session.get(IngestBatch, (line_id, batch_id))
-        if seen is not None:
-            return seen.response
+    if batch_id is not None and (seen := batches.recall(session, line_id, batch_id)):
+        return seen
     if size > ctx.settings.max_batch_windows:
         raise ApiError(413, "batch_too_large", f"{size} windows in one batch; "
                        f"send at most {ctx.settings.max_batch_windows}")
@@ -121,7 +119,10 @@ def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch
     except IntegrityError:  # the same batch_id raced in concurrently: answer as the first
         session.rollback()
         get_line(session, line_id)  # or a 404: the line was deleted meanwhile
-        return session.get_one(IngestBatch, (line_id, batch_id)).response
+        first = batches.recall(session, line_id, batch_id) if batch_id is not None else None
+        if first is None:
+            raise
+        return first
     _observe(ctx.metrics, line_id, results)
     return response
 
@@ -212,7 +213,7 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
         buffer.append(session, line, batch.windows[keep], [batch.starts[i] for i in keep],
                       ctx.rng)
     if batch.batch_id is not None:
-        session.add(IngestBatch(line_id=line_id, batch_id=batch.batch_id, response=response))
+        batches.remember(session, line_id, batch.batch_id, response)
     session.commit()
 
 

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # 2.6 GB in the database and ~10x that in the training job (bench/README.md, wide lines).
     buffer_max_mb: float = Field(256.0, gt=0, description="fresh-buffer bound per line, MB")
     max_batch_windows: int = Field(1024, ge=1)
+    # A batch's answer is kept this long for a gateway's retry with the same batch_id, then
+    # forgotten: a gateway posting every second with ids kept 86,400 answers a day per line,
+    # each up to tens of kB, for ever.
+    batch_memory_s: float = Field(86_400.0, gt=0, description="how long a batch_id is "
+                                  "remembered: a retry within it is answered again, counted once")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     min_observed_fraction: float = Field(0.5, gt=0, le=1, description="below: insufficient_data")
     model_cache_size: int = Field(64, ge=1)

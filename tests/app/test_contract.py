@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from app.db import utcnow
 from app.main import create_app
 from app.scheduler import enqueue_due
 from app.tables import AuditEntry, BufferWindow, IngestBatch, TrainingJob
@@ -146,6 +148,27 @@ def test_duplicate_batch_is_answered_again_and_counted_once(api: Api, line: str)
     assert api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"] == 5
     with api.svc.sessions() as s:
         assert len(s.scalars(select(IngestBatch)).all()) == 1
+
+
+def test_a_batch_is_remembered_for_a_day_then_forgotten(api: Api, line: str) -> None:
+    """Every batch with an id kept its answer for ever (86,400 a day for a gateway posting
+    each second). The scheduler forgets those older than LIFELINE_BATCH_MEMORY_S (a day): a
+    retry within it is answered again, one after it is a new batch."""
+    def post(batch_id: str) -> dict:
+        body = {"batch_id": batch_id, "windows": windows_json(make_windows(5, 4, WINDOW))}
+        return api.call("POST", f"/v1/lines/{line}/windows", json=body).json()  # type: ignore
+
+    old, recent = post("gw-old"), post("gw-recent")
+    with api.svc.sessions() as s:
+        s.execute(update(IngestBatch).where(IngestBatch.batch_id == "gw-old").values(
+            created_at=utcnow() - timedelta(days=1, seconds=1)))
+        s.commit()
+    api.tick()
+    with api.svc.sessions() as s:
+        assert list(s.scalars(select(IngestBatch.batch_id))) == ["gw-recent"]
+    assert post("gw-recent") == recent
+    assert post("gw-old") == old  # scored again alike, and this time buffered again
+    assert api.call("GET", f"/v1/lines/{line}").json()["buffer"]["windows"] == 15
 
 
 def test_retrain_conflicts(api: Api, line: str) -> None:
