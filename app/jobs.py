@@ -163,9 +163,11 @@ def reap(session: Session, *, max_attempts: int) -> int:
 def fail_interrupted(session: Session, *, instance: str) -> int:
     """At start-up: jobs an earlier life of this process left running died with it."""
     host = instance.rpartition(":")[0]
-    mine = TrainingJob.lease_owner == instance
-    rows = [job for job in _lock_running(session, or_(mine, TrainingJob.lease_owner.startswith(
-        f"{host}:")) if host else mine) if _earlier_life(job.lease_owner or "", instance)]
+    owners = [TrainingJob.lease_owner == instance]
+    if host:
+        owners.append(TrainingJob.lease_owner.startswith(f"{host}:"))
+    rows = [job for job in _lock_running(session, or_(*owners))
+            if _earlier_life(job.lease_owner or "", instance)]
     now = utcnow()
     for job in rows:
         if _release(job, now):
@@ -194,8 +196,9 @@ def _earlier_life(owner: str, instance: str) -> bool:
     if owner == instance:
         return True
     host, _, pid = owner.rpartition(":")
-    return bool(host) and host == instance.rpartition(":")[0] and pid.isdigit() and not _alive(
-        int(pid))
+    if not host or host != instance.rpartition(":")[0] or not pid.isdigit():
+        return False
+    return not _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:
