@@ -53,6 +53,11 @@ def activate(session: Session, *, line: Line, row: ModelVersion) -> int:
         raise ApiError(409, "version_rejected",
                        f"version {row.version} was rejected by the gate and cannot serve",
                        {"reasons": row.reasons})
+    if row.pruned_at is not None:
+        raise ApiError(409, "version_pruned",
+                       f"version {row.version}'s model was dropped (only the newest versions' "
+                       "are kept, LIFELINE_KEEP_VERSIONS); activate a newer one or retrain",
+                       {"pruned_at": row.pruned_at.isoformat()})
     session.execute(update(ModelVersion).where(
         ModelVersion.line_id == line.id, ModelVersion.status == "active",
         ModelVersion.id != row.id).values(status="retired"))
@@ -63,6 +68,22 @@ def activate(session: Session, *, line: Line, row: ModelVersion) -> int:
     deleted = buffer.delete_trained(session, line, ids)
     line.buffer_seen = line.buffer_windows
     return deleted
+
+
+def prune(session: Session, *, line: Line, keep: int) -> int:
+    """Drop the model and trained ids of the line's versions older than its newest `keep`,
+    never the active one's, inside the caller's transaction; their record (metrics, gate
+    reasons, lineage) stays. The trained ids have done their work: a version's windows were
+    deleted when it first served. Returns how many versions were pruned."""
+    newest = session.scalar(select(func.max(ModelVersion.version)).where(
+        ModelVersion.line_id == line.id)) or 0
+    res = session.execute(
+        update(ModelVersion).where(
+            ModelVersion.line_id == line.id, ModelVersion.version <= newest - keep,
+            ModelVersion.version != (line.active_version or 0), ModelVersion.pruned_at.is_(None))
+        .values(artifact=b"", trained_window_ids=b"", pruned_at=utcnow()),
+        execution_options={"synchronize_session": False})
+    return res.rowcount or 0  # type: ignore[attr-defined,no-any-return]
 
 
 def activate_version(session: Session, *, line: Line, version: int, actor: str) -> ModelVersion:

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # Raw values one line's buffer may hold, whatever its shape: 20,000 windows of 64 x 512 are
     # 2.6 GB in the database and ~10x that in the training job (bench/README.md, wide lines).
     buffer_max_mb: float = Field(256.0, gt=0, description="fresh-buffer bound per line, MB")
+    # Each version keeps its model and its trained ids, a few hundred kB: a line retrained
+    # daily piled up 140 MB a year. Older versions than these keep their record only.
+    keep_versions: int = Field(20, ge=1, description="newest model versions per line whose "
+                               "models are kept, for rollback; the active one is always kept")
     max_batch_windows: int = Field(1024, ge=1)
     # A batch's answer is kept this long for a gateway's retry with the same batch_id, then
     # forgotten: a gateway posting every second with ids kept 86,400 answers a day per line,

@@ -84,6 +84,7 @@ class ModelVersion(Base):
     job_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[datetime | None]
+    pruned_at: Mapped[datetime | None]  # its blobs dropped (registry.prune): it cannot serve
 
 
 class TrainingJob(Base):

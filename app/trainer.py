@@ -221,6 +221,7 @@ class JobRunner:
             deleted = 0
             if out.passed and line.promotion == "auto":
                 deleted = registry.activate(s, line=line, row=row)
+            registry.prune(s, line=line, keep=self.settings.keep_versions)
             line.last_trained_at = utcnow()
             status = "succeeded" if out.passed else "rejected"
             jobs.finish(s, job_id=job_id, owner=self.owner, status=status,

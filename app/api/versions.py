@@ -18,7 +18,7 @@ def version_out(v: ModelVersion) -> dict[str, Any]:
     return {"version": v.version, "parent_version": v.parent_version, "status": v.status,
             "created_at": v.created_at, "activated_at": v.activated_at, "regimes": v.regimes,
             "threshold": v.threshold, "metrics": v.metrics, "reasons": v.reasons,
-            "job_id": v.job_id}
+            "job_id": v.job_id, "pruned_at": v.pruned_at}
 
 
 @router.get("/{line_id}/models", response_model=VersionList, responses=documented(404, 422))

@@ -17,6 +17,7 @@ class VersionOut(BaseModel):
     metrics: dict[str, Any]
     reasons: list[str]
     job_id: str | None
+    pruned_at: datetime | None = None  # its model dropped (LIFELINE_KEEP_VERSIONS): not activatable
 
 
 class VersionList(BaseModel):

@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
+from app.main import create_app
 from app.tables import BufferWindow, ModelVersion
 from models import from_bytes, score
 from models.synthetic import inject_fault, make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
+from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
 
 LINE = "press-3"
 
@@ -263,3 +265,36 @@ def test_an_operator_adds_a_new_operating_point_as_a_regime(api: Api) -> None:
         for res in out["results"]:
             assert res["threshold"] == own[res["regime"]]
             assert res["score_ratio"] == pytest.approx(res["score"] / own[res["regime"]])
+
+
+def test_only_the_newest_versions_keep_their_models(db_url: str) -> None:
+    """Every version kept its model and trained ids (a few hundred kB) for ever. With
+    LIFELINE_KEEP_VERSIONS=2 a retrain drops them from versions older than the newest two,
+    never from the active one: their record stays listed, a rollback to them is a 409 that
+    says why, and one to a kept version still works."""
+    with TestClient(create_app(settings_for(db_url, keep_versions=2))) as client:
+        api = Api(client, {})
+        api.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW,
+                                                  "min_windows": 60})
+        for i in range(4):  # version 1 (the first model), then 2, 3 and 4
+            post(api, make_windows(80, 4, WINDOW, 0, seed=10 + i))
+            if i:
+                assert api.call("POST", f"/v1/lines/{LINE}/retrain").status_code == 202
+            api.tick()
+        versions = models_of(api)
+        assert [v for v in versions if versions[v]["pruned_at"]] == [1, 2]
+        assert versions[4]["status"] == "active" and versions[1]["metrics"]  # record kept
+        with api.svc.sessions() as s:
+            blobs = dict(s.execute(select(ModelVersion.version, func.length(
+                ModelVersion.artifact) + func.length(ModelVersion.trained_window_ids)).where(
+                ModelVersion.line_id == LINE)).all())
+        assert blobs[1] == blobs[2] == 0 and blobs[3] > 0 and blobs[4] > 0
+        r = api.call("POST", f"/v1/lines/{LINE}/models/2/activate")
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "version_pruned"), r.text
+        assert api.call("POST", f"/v1/lines/{LINE}/models/3/activate").status_code == 200
+        post(api, make_windows(80, 4, WINDOW, 0, seed=20))
+        api.call("POST", f"/v1/lines/{LINE}/retrain")
+        api.tick()  # version 5, active; 3 was active when it trained, 4 among the newest two
+        assert [v for v, m in models_of(api).items() if m["pruned_at"]] == [1, 2, 3]
+        assert post(api, make_windows(2, 4, WINDOW, 0, seed=3), learn=False)[
+            "model_version"] == 5
