@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -28,7 +27,7 @@ from app.db import make_engine, make_sessionmaker, utcnow
 from app.main import create_app
 from app.settings import Settings
 from app.tables import Line
-from bench.server import temp_sqlite
+from bench.server import scratch_schema, temp_sqlite
 
 KEY = "bench-reads-key-0123456789"
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -83,21 +82,16 @@ def measure(url: str) -> dict[str, float]:
 
 @contextmanager
 def pg_schema(base: str) -> Iterator[str | None]:
+    """A scratch schema, or None (said) where no PostgreSQL answers."""
     try:
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            schema = f"lifeline_bench_{uuid.uuid4().hex[:8]}"
-            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        with create_engine(base).connect() as c:
+            c.execute(text("SELECT 1"))
     except Exception as exc:  # no PostgreSQL here: SQLite alone
         print(f"(no PostgreSQL at {base}: {type(exc).__name__}; SQLite only)")
         yield None
         return
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base, "lifeline_bench") as url:
+        yield url
 
 
 def main() -> None:

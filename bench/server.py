@@ -13,10 +13,13 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
+from sqlalchemy import create_engine, text
 
 from app import migrate, registry
 from app.auth import create_key
@@ -148,6 +151,21 @@ def paced(url: str, body: bytes | list[bytes], ctype: str, rate: float, seconds:
             c.post(url, content=bodies[i % len(bodies)], headers=headers).raise_for_status()
             lat.append(time.perf_counter() - t)
     return lat
+
+
+@contextlib.contextmanager
+def scratch_schema(base: str, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL schema on `base`, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def temp_sqlite() -> str:

@@ -5,7 +5,6 @@ PostgreSQL fails the run instead of skipping."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from app import migrate
 from app.db import Base
+from bench.server import scratch_schema
 
 PG_BASE = os.environ.get("LIFELINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("LIFELINE_REQUIRE_POSTGRES") == "1"
@@ -34,16 +34,8 @@ def _pg_available() -> str | None:
 @contextmanager
 def pg_schema(prefix: str = "lifeline_test") -> Iterator[str]:
     """The URL of a new, empty PostgreSQL schema, dropped afterwards."""
-    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(PG_BASE, prefix) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
