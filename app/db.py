@@ -9,13 +9,15 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-# The database did not answer (down, restarting, unreachable), as against a statement it refused.
-DB_DOWN = (OperationalError, InterfaceError)
+# The database did not answer (down, restarting, unreachable, no pooled connection free in
+# time), as against a statement it refused.
+DB_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -61,12 +63,16 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_timeout_s: float = 30.0) -> Engine:
+    """`pool_timeout_s`: how long a request waits for a free pooled connection before it is
+    answered 503 (app/errors.py)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_timeout=pool_timeout_s)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         pool_timeout=pool_timeout_s)
 
 
 def _sqlite_pragmas(conn: Any, _record: Any) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
     async def _database(_: Request, exc: Exception) -> JSONResponse:
-        """The database did not answer (down, restarting, unreachable, or SQLite's writer
-        held past busy_timeout): a gateway should resend, not drop the batch."""
+        """The database did not answer (down, restarting, unreachable, SQLite's writer held
+        past busy_timeout, or every pooled connection busy past the pool's timeout): a
+        gateway should resend, not drop the batch."""
         log.warning("database unavailable: %s", exc)
         return JSONResponse(error_body(
             "database_unavailable", "the database did not answer, so this request may not "

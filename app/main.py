@@ -30,7 +30,8 @@ log = logging.getLogger("lifeline")
 
 
 def build_services(settings: Settings) -> tuple[Services, Compute]:
-    sessions = make_sessionmaker(make_engine(settings.database_url))
+    sessions = make_sessionmaker(make_engine(settings.database_url,
+                                             pool_timeout_s=settings.database_pool_timeout_s))
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     registry.register(StateCollector(sessions))

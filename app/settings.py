@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIFELINE_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./lifeline.db"
+    database_pool_timeout_s: float = Field(30.0, gt=0, description="how long a request waits "
+                                           "for a free database connection before a 503")
     host: str = "127.0.0.1"
     port: int = 8000
     bootstrap_operator_key: SecretStr | None = None

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.main import create_app
 from app.tables import ModelVersion
@@ -194,6 +195,31 @@ def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_every_database_connection_busy_is_a_503_to_retry(db_url: str) -> None:
+    """A burst beyond the connection pool, or connections held by slow work: a request that
+    waited LIFELINE_DATABASE_POOL_TIMEOUT_S for one answers 503 with Retry-After (it was a
+    500 internal_error), and succeeds once connections are free."""
+    with TestClient(create_app(settings_for(db_url, database_pool_timeout_s=0.2))) as client:
+        api = Api(client, {})
+        assert api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW}
+                        ).status_code == 201
+        body = {"windows": windows_json(make_windows(2, 4, WINDOW, 0))}
+        engine, held = api.svc.sessions.kw["bind"], []
+        try:
+            while True:  # every connection the pool will give
+                try:
+                    held.append(engine.connect())
+                except PoolTimeout:
+                    break
+            r = api.call("POST", "/v1/lines/p/windows", json=body)
+            assert (r.status_code, r.json()["error"]["code"]) == (503, "database_unavailable")
+            assert int(r.headers["Retry-After"]) > 0
+        finally:
+            for conn in held:
+                conn.close()
+        assert api.call("POST", "/v1/lines/p/windows", json=body).status_code == 200
 
 
 def test_a_corrupt_model_fails_its_own_line_only(db_url: str) -> None:
