@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from app.db import utcnow
+from app import batches
+from app.db import make_engine, make_sessionmaker, utcnow
 from app.main import create_app
 from app.scheduler import enqueue_due
-from app.tables import AuditEntry, BufferWindow, IngestBatch, TrainingJob
+from app.tables import AuditEntry, BufferWindow, IngestBatch, Line, TrainingJob
 from models.synthetic import make_windows
 from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
 
@@ -412,3 +413,22 @@ def test_a_time_beyond_the_calendar_once_in_utc_is_refused_where_it_is(api: Api,
         "channels": CHANNELS, "window": WINDOW, "learn_flagged_until": late}), 422,
         "invalid_request")
     assert e["message"].startswith("learn_flagged_until")
+
+
+def test_a_backlog_of_batch_answers_is_forgotten_a_slice_at_a_time(db_url: str) -> None:
+    """The first tick after an upgrade finds every answer ever kept: it deletes the oldest
+    `most` per tick, in short transactions, ties on one timestamp included."""
+    sessions = make_sessionmaker(make_engine(db_url))
+    long_ago = utcnow() - timedelta(days=30)
+    with sessions() as s:
+        s.add(Line(id="b", channels=["a"], window=2, retrain_interval_s=60, min_windows=20,
+                   promotion="auto", target_false_alarm_rate=0.01, buffer_limit=100))
+        s.flush()
+        for i, minutes in enumerate([0, 1, 2, 2, 2, 3, 4]):  # three answers share a time
+            s.add(IngestBatch(line_id="b", batch_id=f"b{i}", response={},
+                              created_at=long_ago + timedelta(minutes=minutes)))
+        s.add(IngestBatch(line_id="b", batch_id="recent", response={}))
+        s.commit()
+        cutoff = utcnow() - timedelta(days=1)
+        assert [batches.forget_before(s, cutoff, most=2) for _ in range(5)] == [2, 3, 2, 0, 0]
+        assert list(s.scalars(select(IngestBatch.batch_id))) == ["recent"]
