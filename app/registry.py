@@ -28,14 +28,15 @@ def list_versions(session: Session, line_id: str) -> list[ModelVersion]:
 
 
 def create_version(
-    session: Session, *, line: Line, artifact: bytes, status: str, regimes: int,
-    threshold: float, metrics: dict[str, Any], reasons: list[str], trained_ids: np.ndarray,
-    job_id: str | None,
+    session: Session, *, line: Line, parent_version: int | None, artifact: bytes, status: str,
+    regimes: int, threshold: float, metrics: dict[str, Any], reasons: list[str],
+    trained_ids: np.ndarray, job_id: str | None,
 ) -> ModelVersion:
+    """`parent_version`: the teacher it learned from (None for a line's first model)."""
     last = session.scalar(select(func.max(ModelVersion.version)).where(
         ModelVersion.line_id == line.id)) or 0
     row = ModelVersion(
-        line_id=line.id, version=last + 1, parent_version=line.active_version, status=status,
+        line_id=line.id, version=last + 1, parent_version=parent_version, status=status,
         regimes=regimes, threshold=threshold, metrics=metrics, reasons=reasons,
         artifact=artifact, trained_window_ids=trained_ids.astype("<i8").tobytes(), job_id=job_id)
     session.add(row)

@@ -110,7 +110,7 @@ class JobRunner:
             # Taking the line's row lock waited for an operator's discard of buffered windows
             # in flight to commit; a later one finds this job running (app/buffer.py).
             s.commit()
-            line_id = line.id
+            line_id, teacher = line.id, line.active_version
             ids, fresh = buffer.snapshot(s, line)
             # What the line decides; _compute adds what the service's settings decide.
             work = partial(
@@ -120,7 +120,8 @@ class JobRunner:
                 principal_axes=line.principal_axes)
         try:
             outcome = self._compute(job_id, work)
-            result = self._register_when_the_database_answers(job_id, line_id, outcome, ids)
+            result = self._register_when_the_database_answers(job_id, line_id, outcome, ids,
+                                                              teacher)
         except jobs.LeaseLost:
             log.warning("job %s: lease lost, result discarded", job_id)
             return
@@ -181,7 +182,7 @@ class JobRunner:
                 self.compute.cancel()
 
     def _register_when_the_database_answers(self, job_id: str, line_id: str, out: TrainOutcome,
-                                            ids: np.ndarray) -> str:
+                                            ids: np.ndarray, teacher: int | None) -> str:
         """The model is trained: a database that does not answer (a restart, a failover)
         keeps it waiting, for as long as the job's lease, rather than throwing the training
         away. _register is one transaction, so a try that failed left nothing behind."""
@@ -189,7 +190,7 @@ class JobRunner:
         deadline = time.monotonic() + self.settings.job_lease_s
         while True:
             try:
-                return self._register(job_id, line_id, out, ids)
+                return self._register(job_id, line_id, out, ids, teacher)
             except DB_DOWN as exc:
                 if time.monotonic() + poll > deadline:
                     raise
@@ -198,7 +199,11 @@ class JobRunner:
             if self.compute.stopping(poll):
                 raise Interrupted("the service is stopping; the job was put back in the queue")
 
-    def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray) -> str:
+    def _register(self, job_id: str, line_id: str, out: TrainOutcome, ids: np.ndarray,
+                  teacher: int | None) -> str:
+        """The new version, its parent the teacher it learned from. It is promoted (when the
+        line promotes automatically) only if that teacher still serves: an operator who rolled
+        back while it trained rejected what it was taught."""
         with self.sessions() as s:
             line = get_for_update(s, Line, line_id)
             if line is None:  # deleted while the job ran, and the job with it
@@ -213,13 +218,17 @@ class JobRunner:
                 return "cancelled"
             metrics = {**out.metrics, "silent_channels": [
                 line.channels[i] for i in out.metrics["silent_channels"]]}
+            if line.active_version != teacher:
+                metrics["not_promoted"] = (
+                    f"version {line.active_version} was activated while this one learned from "
+                    f"version {teacher}; activate it by hand if it should serve")
             status = "candidate" if out.passed else "rejected"
             row = registry.create_version(
-                s, line=line, artifact=out.artifact, status=status,
+                s, line=line, parent_version=teacher, artifact=out.artifact, status=status,
                 regimes=out.regimes, threshold=out.threshold, metrics=metrics,
                 reasons=out.reasons, trained_ids=ids, job_id=job_id)
             deleted = 0
-            if out.passed and line.promotion == "auto":
+            if out.passed and line.promotion == "auto" and "not_promoted" not in metrics:
                 deleted = registry.activate(s, line=line, row=row)
             registry.prune(s, line=line, keep=self.settings.keep_versions)
             line.last_trained_at = utcnow()

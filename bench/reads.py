@@ -51,9 +51,9 @@ def prepare(url: str, n_lines: int, n_versions: int, channels: int = 8, window: 
             s.flush()
             for v in range(n_versions):
                 row = registry.create_version(
-                    s, line=line, artifact=art, status="candidate", regimes=1, threshold=1.0,
-                    metrics={}, reasons=[], trained_ids=np.arange(20_000) + 20_000 * v,
-                    job_id=None)
+                    s, line=line, parent_version=line.active_version, artifact=art,
+                    status="candidate", regimes=1, threshold=1.0, metrics={}, reasons=[],
+                    trained_ids=np.arange(20_000) + 20_000 * v, job_id=None)
                 registry.activate(s, line=line, row=row)
         s.commit()
     return len(art)

@@ -45,9 +45,9 @@ def prepare(url: str, det: Detector, lines: list[str], channels: int, window: in
             s.add(line)
             s.flush()
             row = registry.create_version(
-                s, line=line, artifact=to_bytes(det), status="candidate", regimes=det.regimes,
-                threshold=det.threshold, metrics={}, reasons=[], trained_ids=np.zeros(0, int),
-                job_id=None)
+                s, line=line, parent_version=None, artifact=to_bytes(det), status="candidate",
+                regimes=det.regimes, threshold=det.threshold, metrics={}, reasons=[],
+                trained_ids=np.zeros(0, int), job_id=None)
             registry.activate(s, line=line, row=row)
         s.commit()
 

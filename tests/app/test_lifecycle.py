@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
+from app import trainer
 from app.main import create_app
 from app.tables import BufferWindow, ModelVersion
 from models import from_bytes, score
@@ -298,3 +300,39 @@ def test_only_the_newest_versions_keep_their_models(db_url: str) -> None:
         assert [v for v, m in models_of(api).items() if m["pruned_at"]] == [1, 2, 3]
         assert post(api, make_windows(2, 4, WINDOW, 0, seed=3), learn=False)[
             "model_version"] == 5
+
+
+def test_a_rollback_while_a_retrain_runs_is_not_undone_by_it(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator rolls back from version 2 while a retrain taught by version 2 is running.
+    That student used to be promoted when it finished, undoing the rollback with a model
+    distilled from what was rejected, and was recorded as the child of version 1. It is now
+    a candidate, child of 2, saying why it was not promoted; version 1 goes on serving."""
+    api.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW,
+                                              "min_windows": 60})
+    for i in range(2):  # version 1, then 2 (auto-promoted)
+        post(api, make_windows(80, 4, WINDOW, 0, seed=30 + i))
+        if i:
+            api.call("POST", f"/v1/lines/{LINE}/retrain")
+        api.tick()
+    started, go = threading.Event(), threading.Event()
+
+    def held(*args: object, **kwargs: object) -> object:  # the real training, once let go
+        started.set()
+        go.wait(60)
+        return real(*args, **kwargs)
+
+    real = trainer.train_version
+    monkeypatch.setattr(trainer, "train_version", held)
+    post(api, make_windows(80, 4, WINDOW, 0, seed=40))
+    job_id = api.call("POST", f"/v1/lines/{LINE}/retrain").json()["job_id"]
+    running = api.svc.scheduler.tick()
+    assert started.wait(60)  # the job has read its teacher, version 2, and its buffer
+    assert api.call("POST", f"/v1/lines/{LINE}/models/1/activate").status_code == 200
+    go.set()
+    running[0].result(timeout=300)
+    third = models_of(api)[3]
+    assert (third["status"], third["parent_version"]) == ("candidate", 2), third
+    assert "version 1 was activated" in third["metrics"]["not_promoted"]
+    assert api.call("GET", f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
+    assert api.call("GET", f"/v1/lines/{LINE}").json()["active_model"]["version"] == 1
