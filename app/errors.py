@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.db import DB_DOWN
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
@@ -73,9 +73,6 @@ def install(app: FastAPI) -> None:
             msg += f" (and {len(problems) - 1} more problems)"
         return JSONResponse(error_body("invalid_request", msg, problems[:50]), 422)
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    @app.exception_handler(PoolTimeout)
     async def _database(_: Request, exc: Exception) -> JSONResponse:
         """The database did not answer (down, restarting, unreachable, SQLite's writer held
         past busy_timeout, or every pooled connection busy past the pool's timeout): a
@@ -85,6 +82,9 @@ def install(app: FastAPI) -> None:
             "database_unavailable", "the database did not answer, so this request may not "
             f"have been stored: send it again in {RETRY_AFTER_S} s or later (with a batch_id "
             "it is counted once)"), 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for down in DB_DOWN:
+        app.add_exception_handler(down, _database)
 
     @app.exception_handler(Exception)
     async def _fault(_: Request, exc: Exception) -> JSONResponse:

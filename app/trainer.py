@@ -152,9 +152,7 @@ class JobRunner:
         fut = self.compute.submit(
             work, max_epochs=self.settings.train_max_epochs, seed=self.settings.train_seed,
             threads=threads, device=self.device, calibration_folds=self.settings.calibration_folds)
-        # Every PROGRESS_S (or a third of the lease, if shorter) the lease is renewed, the
-        # job's progress written for an operator watching it, and a cancel read back.
-        poll = min(PROGRESS_S, self.settings.job_lease_s / 3)
+        poll = self._poll_s
         while True:
             try:
                 return fut.result(timeout=poll)
@@ -172,6 +170,13 @@ class JobRunner:
             except BrokenProcessPool as exc:
                 raise RuntimeError("the training process died (out of memory?)") from exc
 
+    @property
+    def _poll_s(self) -> float:
+        """Every PROGRESS_S (or a third of the lease, if shorter) a running job renews its
+        lease, writes its progress and reads back a cancel; a trained one retries a
+        database that did not answer."""
+        return min(PROGRESS_S, self.settings.job_lease_s / 3)
+
     def _renew(self, job_id: str) -> None:
         """Renew the lease, write the progress, and pass on an operator's cancel."""
         progress = self.compute.progress()
@@ -186,7 +191,7 @@ class JobRunner:
         """The model is trained: a database that does not answer (a restart, a failover)
         keeps it waiting, for as long as the job's lease, rather than throwing the training
         away. _register is one transaction, so a try that failed left nothing behind."""
-        poll = min(PROGRESS_S, self.settings.job_lease_s / 3)
+        poll = self._poll_s
         deadline = time.monotonic() + self.settings.job_lease_s
         while True:
             try:
@@ -218,7 +223,9 @@ class JobRunner:
                 return "cancelled"
             metrics = {**out.metrics, "silent_channels": [
                 line.channels[i] for i in out.metrics["silent_channels"]]}
+            promote = out.passed and line.promotion == "auto"
             if line.active_version != teacher:
+                promote = False
                 metrics["not_promoted"] = (
                     f"version {line.active_version} was activated while this one learned from "
                     f"version {teacher}; activate it by hand if it should serve")
@@ -228,7 +235,7 @@ class JobRunner:
                 regimes=out.regimes, threshold=out.threshold, metrics=metrics,
                 reasons=out.reasons, trained_ids=ids, job_id=job_id)
             deleted = 0
-            if out.passed and line.promotion == "auto" and "not_promoted" not in metrics:
+            if promote:
                 deleted = registry.activate(s, line=line, row=row)
             registry.prune(s, line=line, keep=self.settings.keep_versions)
             line.last_trained_at = utcnow()
