@@ -88,8 +88,10 @@ def prune(session: Session, *, line: Line, keep: int) -> int:
 
 
 def activate_version(session: Session, *, line: Line, version: int, actor: str) -> ModelVersion:
-    """Operator action: promote a candidate or roll back to an earlier version."""
-    get_for_update(session, Line, line.id)
+    """Operator action: promote a candidate or roll back to an earlier version. A line deleted
+    since the request read it is a 404 for the line, not for its version."""
+    if get_for_update(session, Line, line.id) is None:
+        raise not_found("line", line.id)
     row = get_version(session, line.id, version)
     previous = line.active_version
     deleted = activate(session, line=line, row=row)

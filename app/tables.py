@@ -41,6 +41,8 @@ class Line(Base):
     # them was a third of a one-window learn=true request's writes (app/buffer.py).
     buffer_windows: Mapped[int] = mapped_column(default=0)
     open_event_id: Mapped[int | None]  # anomaly event the next anomalous window extends
+    # Seconds of windows scored normal that close the open event (app/scorer.py).
+    event_gap_s: Mapped[int] = mapped_column(default=60)
     # Until then flagged windows join the buffer too: an operator vouches for the line's data.
     learn_flagged_until: Mapped[datetime | None]
     # Channel names judged by their shape within a window, not their level (models/preprocessing).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,14 @@ def skab_files(root: Path = DATA / "skab") -> list[tuple[str, np.ndarray, np.nda
             y = np.array([float(r[head.index("anomaly")]) for r in body]) > 0.5
             out.append((f"{folder}/{path.name}", x, y))
     return out
+
+
+def skab_seconds(name: str, root: Path = DATA / "skab") -> np.ndarray:
+    """Each row's time in seconds from the file's first (the rig logs at about 1 Hz, with a few
+    gaps of seconds to minutes): what the service would see as the windows' starts."""
+    with (root / name).open() as f:
+        stamps = [datetime.fromisoformat(r[0]) for r in list(csv.reader(f, delimiter=";"))[1:]]
+    return np.array([(t - stamps[0]).total_seconds() for t in stamps])
 
 
 def skab_anomaly_free(root: Path = DATA / "skab") -> np.ndarray:

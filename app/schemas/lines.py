@@ -33,6 +33,10 @@ class LineConfig(BaseModel):
         "readings, so that correlated sensors moving apart is flagged even when each stays in "
         "its range; false judges each sensor on its own, for a line whose sensors' "
         "correlations change in normal running. Fixed by the first model")
+    event_gap_s: int = Field(
+        60, ge=0, le=86_400, description="seconds of windows scored normal (by their start) "
+        "that close an anomaly event: a fault whose windows cross the threshold on and off is "
+        "one event, not a chatter of many (an off-delay). 0: the first normal window closes it")
 
     @field_validator("channels")
     @classmethod

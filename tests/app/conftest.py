@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from app.api.deps import Services
 from app.auth import create_key
@@ -78,3 +79,19 @@ def windows_json(x: np.ndarray, start_s: int = 0) -> list[dict[str, Any]]:
         t = start_s + i
         out.append({"start": f"2026-11-28T05:{t // 60 % 60:02d}:{t % 60:02d}Z", "values": values})
     return out
+
+
+def sql_of(api: Api, act: Callable[[], object]) -> list[str]:
+    """The SQL statements `act` sent to the database."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    engine = api.svc.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        act()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent

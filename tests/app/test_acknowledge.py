@@ -12,20 +12,22 @@ from models.synthetic import make_windows
 from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
 
 
-def _post(api: Api, line: str, x: np.ndarray) -> list[dict]:
-    r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(x)})
+def _post(api: Api, line: str, x: np.ndarray, start_s: int = 0) -> list[dict]:
+    r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(x, start_s)})
     assert r.status_code == 200, r.text
     return r.json()["results"]  # type: ignore[no-any-return]
 
 
 def _event(api: Api, line: str, seed: int) -> None:
-    """One event: a window with a sensor's out-of-range code (always an alarm), then normal
-    windows until one is scored normal and closes it."""
+    """One event: a window with a sensor's out-of-range code (always an alarm) at 20 x seed
+    seconds, then normal windows from the line's event gap (60 s) on, until one is scored
+    normal and closes it."""
     code = make_windows(1, 4, WINDOW, 0, seed=seed)
     code[0, 3, 1] = 3e38
-    assert _post(api, line, code)[0]["anomaly"] is True
+    assert _post(api, line, code, 20 * seed)[0]["anomaly"] is True
     for s in range(seed + 1, seed + 20):
-        if not _post(api, line, make_windows(1, 4, WINDOW, 0, seed=s))[0]["anomaly"]:
+        normal = make_windows(1, 4, WINDOW, 0, seed=s)
+        if not _post(api, line, normal, 20 * seed + 60 + s)[0]["anomaly"]:
             return
     raise AssertionError("no normal window closed the event")
 

@@ -184,3 +184,28 @@ def test_a_line_deleted_in_the_middle_of_a_scoring_request_is_a_404(api: Api, co
         event.remove(engine, "before_cursor_execute", delete_first)
     assert deleted
     assert (r.status_code, r.json()["error"]["code"]) == (404, "line_not_found"), r.text
+
+
+def test_a_line_deleted_just_before_an_activation_locks_it_is_a_404_for_the_line(api: Api
+                                                                                 ) -> None:
+    """The activation has read the line when an operator's delete commits, just before it
+    locks the line: the answer says the line is gone, not that its version is."""
+    _line(api, "gone")
+    _post(api, "gone", {"windows": windows_json(make_windows(60, 4, WINDOW, 0, seed=1))})
+    api.tick()
+    deleted: list[str] = []
+
+    def delete_first(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not deleted and ("BEGIN IMMEDIATE" in statement or "FOR NO KEY UPDATE" in statement):
+            deleted.append(statement)
+            with api.svc.sessions() as s:
+                lines.delete_line(s, line_id="gone", actor="test")
+
+    engine = api.svc.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", delete_first)
+    try:
+        r = api.call("POST", "/v1/lines/gone/models/1/activate")
+    finally:
+        event.remove(engine, "before_cursor_execute", delete_first)
+    assert deleted
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "line_not_found"), r.text

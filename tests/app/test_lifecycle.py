@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app import trainer
 from app.main import create_app
 from app.tables import BufferWindow, ModelVersion
 from models import from_bytes, score
 from models.synthetic import inject_fault, make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
+from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, sql_of, windows_json
 
 LINE = "press-3"
 
 
-def post(api: Api, x: np.ndarray, **kw: object) -> dict:
-    r = api.call("POST", f"/v1/lines/{LINE}/windows", json={"windows": windows_json(x), **kw})
+def post(api: Api, x: np.ndarray, start_s: int = 0, **kw: object) -> dict:
+    r = api.call("POST", f"/v1/lines/{LINE}/windows",
+                 json={"windows": windows_json(x, start_s), **kw})
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -110,10 +110,11 @@ def test_line_lifecycle(api: Api) -> None:
     assert buffered_ids(api) == set()
 
     # A stuck 'flow' sensor (one reading held through the window) is an alarm naming it, led
-    # by it in its event, counted per channel; the normal window before it closes the last event.
+    # by it in its event, counted per channel; the normal window before it, ten minutes on,
+    # closes the last event (the line's event gap is a minute).
     pair = make_windows(2, 4, WINDOW, 0, seed=7)
     pair[1, :, 1] = pair[1, 0, 1]
-    ok, stuck = post(api, pair, learn=True)["results"]
+    ok, stuck = post(api, pair, 600, learn=True)["results"]
     assert ok["stuck_channels"] == [] and stuck["stuck_channels"] == ["flow"]
     assert stuck["anomaly"] is True
     assert len(buffered_ids(api)) == int(not ok["anomaly"])  # the stuck window stays out
@@ -177,22 +178,6 @@ def test_line_lifecycle(api: Api) -> None:
                                       api.client.get("/metrics")])
     assert any("model_versions" in q for q in statements)
     assert not [q for q in statements if "artifact" in q or "trained_window_ids" in q]
-
-
-def sql_of(api: Api, act: Callable[[], object]) -> list[str]:
-    """The SQL statements `act` sent to the database."""
-    sent: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        sent.append(statement)
-
-    engine = api.svc.sessions.kw["bind"]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        act()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return sent
 
 
 def test_an_operator_vouched_period_buffers_flagged_windows(api: Api) -> None:

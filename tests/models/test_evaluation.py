@@ -6,7 +6,7 @@ import torch
 
 from bench.baselines import PCAMonitor
 from bench.data import DATA, SKAB_TRAIN_ROWS, TEP_ONSET, skab_files, sliding, tep
-from bench.detection import Confusion, oracle_threshold
+from bench.detection import Confusion, Events, group_events, oracle_threshold
 from bench.quality import (
     _task,
     channel_energy,
@@ -44,6 +44,31 @@ def test_oracle_threshold_is_the_lowest_within_the_false_alarm_budget() -> None:
     assert c.far == pytest.approx(0.2) and (c.tp, c.fn) == (2, 1)
     assert oracle_threshold(scores, actual, 0.0) == 10.0  # no false alarm allowed
     assert oracle_threshold(scores, np.ones(13, bool), 0.1) == np.inf  # no normal row to judge
+
+
+def test_alarms_group_into_events_by_the_service_rule() -> None:
+    flags = np.array([1, 0, 1, 0, 0, 0, 1, 1, 0, 0], bool)
+    seconds = np.arange(10.0)
+    # gap 3 s: rows 1 and 3-4 lie within it of the last flagged row, row 5 closes the event
+    assert group_events(flags, seconds, 3) == [(0, 2), (6, 7)]
+    assert group_events(flags, seconds, 0) == [(0, 0), (2, 2), (6, 7)]  # any normal row closes
+    assert group_events(flags, seconds, 100) == [(0, 7)]
+    # time, not rows: a normal row logged a minute after the first closes its event at once
+    late = np.array([0, 61, 62, 63, 64, 65, 66, 67, 68, 69.0])
+    assert group_events(flags, late, 30) == [(0, 0), (2, 7)]
+    assert group_events(np.zeros(4, bool), seconds[:4], 3) == []
+
+
+def test_events_count_faults_caught_and_false_events() -> None:
+    e = Events()
+    actual = np.array([0, 0, 1, 1, 1, 0, 0, 1, 0, 0], bool)  # two faults: rows 2-4 and 7
+    e.add(np.array([1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), actual, np.arange(10.0), 0)
+    assert (e.faults, e.caught, e.on_faults, e.false) == (2, 1, 1, 1)
+    assert e.per_caught_fault == 1.0 and e.false_per_hour == pytest.approx(3600 / 6)
+    # a second part pools in: its one fault caught as two events (a gap of 1 s between them)
+    e.add(np.array([0, 1, 0, 1, 0]), np.array([0, 1, 1, 1, 0], bool), np.arange(5.0), 1)
+    assert (e.faults, e.caught, e.on_faults, e.false) == (3, 2, 3, 1)
+    assert e.per_caught_fault == 1.5 and e.false_per_hour == pytest.approx(3600 / 8)
 
 
 def test_sliding_windows_end_at_every_row() -> None:
