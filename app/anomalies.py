@@ -18,8 +18,10 @@ from app.tables import AnomalyEvent
 Verdict = Literal["fault", "false_alarm"]
 
 
-def event_out(e: AnomalyEvent) -> dict[str, Any]:
-    return {"id": e.id, "start": e.start, "end": e.end, "windows": e.windows,
+def event_out(e: AnomalyEvent, *, open_event_id: int | None) -> dict[str, Any]:
+    """`open_event_id`: the line's open event, the one its next anomalous window extends."""
+    return {"id": e.id, "start": e.start, "end": e.end, "open": e.id == open_event_id,
+            "windows": e.windows,
             "max_score": e.max_score, "max_score_ratio": e.max_score_ratio,
             "top_channels": e.top_channels, "model_version": e.model_version,
             "acknowledged_at": e.acknowledged_at, "acknowledged_by": e.acknowledged_by,

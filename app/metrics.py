@@ -94,6 +94,8 @@ class StateCollector(Collector):
             ("lifeline_buffer_oldest_age_seconds", "Age of the oldest buffered window"),
             ("lifeline_buffer_dropped_windows", "Windows the bounded buffer did not keep"),
             ("lifeline_learn_flagged", "1 while an operator vouches: flagged windows are buffered"),
+            ("lifeline_anomaly_event_open",
+             "1 while the line is in an anomaly event (not yet event_gap_s of normal windows)"),
             ("lifeline_target_false_alarm_ratio",
              "The line's target false-alarm rate, to compare the live alarm rate with"),
             ("lifeline_last_successful_retrain_timestamp_seconds", "Unix time of last success"),
@@ -166,6 +168,8 @@ class StateCollector(Collector):
             g["lifeline_buffer_oldest_age_seconds"].add_metric([line.id], age)
             g["lifeline_buffer_dropped_windows"].add_metric([line.id], line.buffer_dropped)
             g["lifeline_learn_flagged"].add_metric([line.id], float(vouched(line, now)))
+            g["lifeline_anomaly_event_open"].add_metric([line.id],
+                                                         float(line.open_event_id is not None))
             g["lifeline_target_false_alarm_ratio"].add_metric([line.id],
                                                                line.target_false_alarm_rate)
             g["lifeline_last_successful_retrain_timestamp_seconds"].add_metric(

@@ -21,10 +21,11 @@ def list_anomalies(
         description="false: only events no operator has acknowledged yet")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    lines.get_line(session, line_id)
+    line = lines.get_line(session, line_id)
     rows = anomalies.list_events(session, line_id=line_id, since=since,
                                  acknowledged=acknowledged, limit=limit)
-    return {"anomalies": [anomalies.event_out(e) for e in rows]}
+    return {"anomalies": [anomalies.event_out(e, open_event_id=line.open_event_id)
+                          for e in rows]}
 
 
 @router.post("/{line_id}/anomalies/{event_id}/acknowledge", response_model=AnomalyOut,
@@ -34,7 +35,7 @@ def acknowledge(line_id: LineId, event_id: EventId, session: DB, who: Operator,
     """Mark the event seen, optionally with a verdict (`fault` or `false_alarm`) and a note;
     again later to change them."""
     req = req or AcknowledgeRequest()
-    lines.get_line(session, line_id)
+    line = lines.get_line(session, line_id)
     event = anomalies.acknowledge(session, line_id=line_id, event_id=event_id,
                                   verdict=req.verdict, note=req.note, actor=who.actor)
-    return anomalies.event_out(event)
+    return anomalies.event_out(event, open_event_id=line.open_event_id)

@@ -10,6 +10,8 @@ class AnomalyOut(BaseModel):
     id: int
     start: datetime
     end: datetime
+    open: bool = Field(description="the line has not looked normal for its event_gap_s since "
+                       "the event's last anomalous window: its next one extends this event")
     windows: int
     max_score: float
     max_score_ratio: float

@@ -3,6 +3,7 @@ off-delay): the service's rule is the one bench.quality measures on SKAB."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import numpy as np
@@ -52,9 +53,12 @@ def test_events_close_after_the_line_has_looked_normal_for_its_gap(api: Api, gap
     flags, seconds = _post_sequence(api, "l")
     want = [(seconds[a], seconds[b], int(flags[a : b + 1].sum()))
             for a, b in group_events(flags, seconds, gap)]
-    got = sorted((_seconds(e["start"]), _seconds(e["end"]), e["windows"])
-                 for e in api.call("GET", "/v1/lines/l/anomalies").json()["anomalies"])
+    events = api.call("GET", "/v1/lines/l/anomalies").json()["anomalies"]  # newest first
+    got = sorted((_seconds(e["start"]), _seconds(e["end"]), e["windows"]) for e in events)
     assert got == want
+    # the sequence ends on two coded windows: the newest event is still open, no other is
+    assert [e["open"] for e in events] == [True] + [False] * (len(events) - 1)
+    assert _open_gauge(api) == 1.0
     # the coded windows alone would make 6 events with no gap and 3 with 30 s: the normal
     # windows between 3 and 5, 5 and 12, 12 and 50 lie within it, the 39 s after 50 do not
     coded = np.isin(seconds, [start_s + i for start_s, _, at in SEQUENCE for i in at])
@@ -99,6 +103,16 @@ def test_a_normal_window_within_the_gap_writes_nothing(api: Api) -> None:
     assert [q for q in sent if _writes(q)]
     with api.svc.sessions() as s:
         assert s.get_one(Line, "l").open_event_id is None
+    assert [e["open"] for e in api.call("GET", "/v1/lines/l/anomalies").json()["anomalies"]
+            ] == [False]
+    assert _open_gauge(api) == 0.0
+
+
+def _open_gauge(api: Api) -> float:
+    m = re.search(r'^lifeline_anomaly_event_open\{line="l"\} (\S+)$',
+                  api.client.get("/metrics").text, re.M)
+    assert m, "lifeline_anomaly_event_open not in /metrics"
+    return float(m.group(1))
 
 
 def _writes(statement: str) -> bool:
