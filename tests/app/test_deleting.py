@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -167,22 +169,9 @@ def test_a_line_deleted_in_the_middle_of_a_scoring_request_is_a_404(api: Api, co
     _line(api, "gone")
     _post(api, "gone", {"windows": windows_json(make_windows(60, 4, WINDOW, 0, seed=1))})
     api.tick()
-    deleted: list[str] = []
-
-    def delete_first(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if not deleted and f"model_versions.{column}" in statement:
-            deleted.append(statement)
-            with api.svc.sessions() as s:
-                lines.delete_line(s, line_id="gone", actor="test")
-
-    engine = api.svc.sessions.kw["bind"]
-    event.listen(engine, "before_cursor_execute", delete_first)
-    try:
-        r = api.call("POST", "/v1/lines/gone/windows", json={
-            "learn": False, "windows": windows_json(make_windows(1, 4, WINDOW, 0, seed=2))})
-    finally:
-        event.remove(engine, "before_cursor_execute", delete_first)
-    assert deleted
+    r = _deleted_before(api, lambda q: f"model_versions.{column}" in q, lambda: api.call(
+        "POST", "/v1/lines/gone/windows", json={
+            "learn": False, "windows": windows_json(make_windows(1, 4, WINDOW, 0, seed=2))}))
     assert (r.status_code, r.json()["error"]["code"]) == (404, "line_not_found"), r.text
 
 
@@ -193,19 +182,27 @@ def test_a_line_deleted_just_before_an_activation_locks_it_is_a_404_for_the_line
     _line(api, "gone")
     _post(api, "gone", {"windows": windows_json(make_windows(60, 4, WINDOW, 0, seed=1))})
     api.tick()
+    r = _deleted_before(api, lambda q: "BEGIN IMMEDIATE" in q or "FOR NO KEY UPDATE" in q,
+                        lambda: api.call("POST", "/v1/lines/gone/models/1/activate"))
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "line_not_found"), r.text
+
+
+def _deleted_before(api: Api, statement: Callable[[str], bool], act: Callable[[], Any]) -> Any:
+    """What `act` answers when an operator's delete of line "gone" commits just before the
+    first SQL statement `act` sends that `statement` picks."""
     deleted: list[str] = []
 
-    def delete_first(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if not deleted and ("BEGIN IMMEDIATE" in statement or "FOR NO KEY UPDATE" in statement):
-            deleted.append(statement)
+    def delete_first(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        if not deleted and statement(sql):
+            deleted.append(sql)
             with api.svc.sessions() as s:
                 lines.delete_line(s, line_id="gone", actor="test")
 
     engine = api.svc.sessions.kw["bind"]
     event.listen(engine, "before_cursor_execute", delete_first)
     try:
-        r = api.call("POST", "/v1/lines/gone/models/1/activate")
+        answer = act()
     finally:
         event.remove(engine, "before_cursor_execute", delete_first)
-    assert deleted
-    assert (r.status_code, r.json()["error"]["code"]) == (404, "line_not_found"), r.text
+    assert deleted, "no statement picked: the delete never ran"
+    return answer
