@@ -201,8 +201,8 @@ def _writes_needed(session: Session, line: Line, batch: Batch, results: list[dic
         return False
     end = session.scalar(select(AnomalyEvent.end).where(AnomalyEvent.id == line.open_event_id))
     gap, now = timedelta(seconds=line.event_gap_s), utcnow()
-    return end is None or any(r["status"] == "scored" and (batch.starts[r["index"]] or now) - end
-                              >= gap for r in results)
+    return any(r["status"] == "scored" and _closes(end, batch.starts[r["index"]] or now, gap)
+               for r in results)
 
 
 def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[str, Any]],
@@ -230,7 +230,7 @@ def _record_events(session: Session, line: Line, starts: list[datetime | None],
     """Anomalous windows extend one event until a window scored normal starts event_gap_s or
     more after the event's last anomalous one: near its threshold a fault's windows cross it on
     and off, and on SKAB's rig a caught fault was 4.3 events with no gap, 1.2 with 60 s
-    (bench/README, "Anomaly events"). A window without a start counts as now."""
+    (bench/README.md, quality section, session 26). A window without a start counts as now."""
     now = utcnow()
     gap = timedelta(seconds=line.event_gap_s)
     for r in results:
@@ -238,7 +238,10 @@ def _record_events(session: Session, line: Line, starts: list[datetime | None],
             continue
         at = starts[r["index"]] or now
         if not r["anomaly"]:
-            if line.open_event_id is not None and _closes(session, line.open_event_id, at, gap):
+            if line.open_event_id is None:
+                continue
+            ev = session.get(AnomalyEvent, line.open_event_id)
+            if _closes(ev.end if ev else None, at, gap):
                 line.open_event_id = None
             continue
         # a stuck channel leads (the score's shares cannot name it, models/stuck.py), then
@@ -260,9 +263,10 @@ def _record_events(session: Session, line: Line, starts: list[datetime | None],
             ev.max_score, ev.max_score_ratio, ev.top_channels = r["score"], r["score_ratio"], top
 
 
-def _closes(session: Session, event_id: int, at: datetime, gap: timedelta) -> bool:
-    ev = session.get(AnomalyEvent, event_id)
-    return ev is None or at - ev.end >= gap
+def _closes(end: datetime | None, at: datetime, gap: timedelta) -> bool:
+    """Whether a window scored normal, starting at `at`, closes the open event that ended at
+    `end` (None: the event is gone)."""
+    return end is None or at - end >= gap
 
 
 def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]]) -> None:
