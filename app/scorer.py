@@ -165,7 +165,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
                         "anomaly": anomalous[i],
                         "regime": regimes[i], "threshold": limits[i],
                         "contributions": dict(zip(line.channels, shares[i], strict=True)),
-                        "stuck_channels": stuck, "alarm_channels": alarm})
+                        "stuck_channels": stuck, "alarm_channels": alarm, "event_id": None})
     return version, threshold, results
 
 
@@ -187,7 +187,7 @@ def _load(session: Session, vid: int, line: Line, version: int) -> models.Detect
 def _unscored(index: int, status: str) -> dict[str, Any]:
     return {"index": index, "status": status, "score": None, "score_ratio": None,
             "anomaly": None, "regime": None, "threshold": None, "contributions": None,
-            "stuck_channels": None, "alarm_channels": None}
+            "stuck_channels": None, "alarm_channels": None, "event_id": None}
 
 
 def _writes_needed(session: Session, line: Line, batch: Batch, results: list[dict[str, Any]]
@@ -259,6 +259,7 @@ def _record_events(session: Session, line: Line, starts: list[datetime | None],
             session.flush()
             line.open_event_id = ev.id
         ev.end, ev.windows = max(ev.end, at), ev.windows + 1
+        r["event_id"] = ev.id
         if r["score"] >= ev.max_score:
             ev.max_score, ev.max_score_ratio, ev.top_channels = r["score"], r["score_ratio"], top
 

@@ -51,6 +51,9 @@ class WindowResult(BaseModel):
     # Another: channels whose own residual passed their limit, which make the window
     # anomalous whatever the summed score (a fault on one sensor of many; models/calibration.py).
     alarm_channels: list[str] | None = None
+    # Another: the anomaly event an anomalous window joined (GET /v1/lines/{id}/anomalies),
+    # for a gateway that raises its own alarm and links it to the operator's acknowledgement.
+    event_id: int | None = None
 
 
 class ScoreResponse(BaseModel):

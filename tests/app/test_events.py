@@ -30,9 +30,9 @@ def _seconds(stamp: str) -> float:
             ).total_seconds()
 
 
-def _post_sequence(api: Api, line: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each window's flag as answered, and its start in seconds."""
-    flags, seconds = [], []
+def _post_sequence(api: Api, line: str) -> tuple[np.ndarray, np.ndarray, list[int | None]]:
+    """Each window's flag as answered, its start in seconds, and the event it joined."""
+    flags, seconds, joined = [], [], []
     for k, (start_s, n, coded) in enumerate(SEQUENCE):
         x = make_windows(n, 4, WINDOW, 0, seed=100 + k)
         x[list(coded), 3, 1] = 3e38
@@ -40,8 +40,9 @@ def _post_sequence(api: Api, line: str) -> tuple[np.ndarray, np.ndarray]:
                      json={"windows": windows_json(x, start_s), "learn": False})
         assert r.status_code == 200, r.text
         flags += [res["anomaly"] for res in r.json()["results"]]
+        joined += [res["event_id"] for res in r.json()["results"]]
         seconds += list(range(start_s, start_s + n))
-    return np.array(flags), np.array(seconds, float)
+    return np.array(flags), np.array(seconds, float), joined
 
 
 @pytest.mark.parametrize("gap", [0, 30])
@@ -50,7 +51,7 @@ def test_events_close_after_the_line_has_looked_normal_for_its_gap(api: Api, gap
                                              "min_windows": 100, "event_gap_s": gap})
     assert r.status_code == 201 and r.json()["event_gap_s"] == gap
     train_first_models(api, ["l"], make_windows(150, 4, WINDOW, 0, seed=1))
-    flags, seconds = _post_sequence(api, "l")
+    flags, seconds, joined = _post_sequence(api, "l")
     want = [(seconds[a], seconds[b], int(flags[a : b + 1].sum()))
             for a, b in group_events(flags, seconds, gap)]
     events = api.call("GET", "/v1/lines/l/anomalies").json()["anomalies"]  # newest first
@@ -58,6 +59,12 @@ def test_events_close_after_the_line_has_looked_normal_for_its_gap(api: Api, gap
     assert got == want
     # the sequence ends on two coded windows: the newest event is still open, no other is
     assert [e["open"] for e in events] == [True] + [False] * (len(events) - 1)
+    # each anomalous window's answer names the event it joined, a normal one none
+    spans = {e["id"]: (_seconds(e["start"]), _seconds(e["end"])) for e in events}
+    assert [j is not None for j in joined] == flags.tolist()
+    assert all(spans[j][0] <= t <= spans[j][1] for j, t in zip(joined, seconds, strict=True)
+               if j is not None)
+    assert {j for j in joined if j is not None} == set(spans)
     assert _open_gauge(api) == 1.0
     # the coded windows alone would make 6 events with no gap and 3 with 30 s: the normal
     # windows between 3 and 5, 5 and 12, 12 and 50 lie within it, the 39 s after 50 do not
