@@ -32,6 +32,10 @@ class Metrics:
                                registry=registry)
         self.anomalies = Counter("lifeline_anomalous_windows", "Windows flagged anomalous",
                                  ["line"], registry=registry)
+        # The alarm rate an operator lives with (EEMUA 191 counts alarms per hour): events,
+        # not windows, since a fault's windows join one event (app/scorer.py).
+        self.events = Counter("lifeline_anomaly_events", "Anomaly events opened", ["line"],
+                              registry=registry)
         # A series per channel that was ever stuck only: which sensor to look at.
         self.stuck = Counter("lifeline_stuck_channel_windows",
                              "Windows in which a channel held one reading (a stuck sensor)",

@@ -113,9 +113,10 @@ def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch
     version, threshold, results = _score(session, line, batch.windows, ctx)
     response = {"line_id": line_id, "model_version": version, "threshold": threshold,
                 "results": results}
+    opened = 0
     try:
         if _writes_needed(session, line, batch, results):
-            _persist(session, line_id, batch, results, version, response, ctx)
+            opened = _persist(session, line_id, batch, results, version, response, ctx)
     except IntegrityError:  # the same batch_id raced in concurrently: answer as the first
         session.rollback()
         get_line(session, line_id)  # or a 404: the line was deleted meanwhile
@@ -123,7 +124,7 @@ def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch
         if first is None:
             raise
         return first
-    _observe(ctx.metrics, line_id, results)
+    _observe(ctx.metrics, line_id, results, opened)
     return response
 
 
@@ -206,11 +207,13 @@ def _writes_needed(session: Session, line: Line, batch: Batch, results: list[dic
 
 
 def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[str, Any]],
-             version: int | None, response: dict[str, Any], ctx: ScoringContext) -> None:
-    """All writes of one batch in one transaction, under the line's row lock."""
+             version: int | None, response: dict[str, Any], ctx: ScoringContext) -> int:
+    """All writes of one batch in one transaction, under the line's row lock; the number of
+    anomaly events it opened."""
     line = get_line(session, line_id, lock=True)  # a 404 if deleted since it was read
+    opened = 0
     if version is not None:
-        _record_events(session, line, batch.starts, results, version)
+        opened = _record_events(session, line, batch.starts, results, version)
     if batch.learn:
         # Anomalous and insufficient windows never train a model, unless an operator vouches
         # for the line: otherwise normal behaviour the model has not seen (a warmer season)
@@ -223,16 +226,18 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
     if batch.batch_id is not None:
         batches.remember(session, line_id, batch.batch_id, response)
     session.commit()
+    return opened
 
 
 def _record_events(session: Session, line: Line, starts: list[datetime | None],
-                   results: list[dict[str, Any]], version: int) -> None:
+                   results: list[dict[str, Any]], version: int) -> int:
     """Anomalous windows extend one event until a window scored normal starts event_gap_s or
     more after the event's last anomalous one: near its threshold a fault's windows cross it on
     and off, and on SKAB's rig a caught fault was 4.3 events with no gap, 1.2 with 60 s
     (bench/README.md, quality section, session 26). A window without a start counts as now."""
     now = utcnow()
     gap = timedelta(seconds=line.event_gap_s)
+    opened = 0
     for r in results:
         if r["status"] != "scored":
             continue
@@ -258,10 +263,12 @@ def _record_events(session: Session, line: Line, starts: list[datetime | None],
             session.add(ev)
             session.flush()
             line.open_event_id = ev.id
+            opened += 1
         ev.end, ev.windows = max(ev.end, at), ev.windows + 1
         r["event_id"] = ev.id
         if r["score"] >= ev.max_score:
             ev.max_score, ev.max_score_ratio, ev.top_channels = r["score"], r["score_ratio"], top
+    return opened
 
 
 def _closes(end: datetime | None, at: datetime, gap: timedelta) -> bool:
@@ -270,10 +277,12 @@ def _closes(end: datetime | None, at: datetime, gap: timedelta) -> bool:
     return end is None or at - end >= gap
 
 
-def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]]) -> None:
+def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]], events_opened: int
+             ) -> None:
     scored = [r for r in results if r["status"] == "scored"]
     m.windows.labels(line_id).inc(len(scored))
     m.anomalies.labels(line_id).inc(sum(1 for r in scored if r["anomaly"]))
+    m.events.labels(line_id).inc(events_opened)
     for r in scored:
         for channel in r["stuck_channels"]:
             m.stuck.labels(line_id, channel).inc()

@@ -66,6 +66,7 @@ def test_events_close_after_the_line_has_looked_normal_for_its_gap(api: Api, gap
                if j is not None)
     assert {j for j in joined if j is not None} == set(spans)
     assert _open_gauge(api) == 1.0
+    assert _series(api, "lifeline_anomaly_events_total") == len(events)  # opened, once each
     # the coded windows alone would make 6 events with no gap and 3 with 30 s: the normal
     # windows between 3 and 5, 5 and 12, 12 and 50 lie within it, the 39 s after 50 do not
     coded = np.isin(seconds, [start_s + i for start_s, _, at in SEQUENCE for i in at])
@@ -116,9 +117,12 @@ def test_a_normal_window_within_the_gap_writes_nothing(api: Api) -> None:
 
 
 def _open_gauge(api: Api) -> float:
-    m = re.search(r'^lifeline_anomaly_event_open\{line="l"\} (\S+)$',
-                  api.client.get("/metrics").text, re.M)
-    assert m, "lifeline_anomaly_event_open not in /metrics"
+    return _series(api, "lifeline_anomaly_event_open")
+
+
+def _series(api: Api, name: str) -> float:
+    m = re.search(rf'^{name}\{{line="l"\}} (\S+)$', api.client.get("/metrics").text, re.M)
+    assert m, f"{name} not in /metrics"
     return float(m.group(1))
 
 
