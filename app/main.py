@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import numpy as np
 import torch
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from app import errors, jobs, migrate
 from app.api import anomalies, audit, buffer, health, lines, scoring, training, versions
@@ -18,6 +18,7 @@ from app.auth import ensure_bootstrap_key
 from app.body_limit import BodyLimit
 from app.compute import Compute
 from app.db import make_engine, make_sessionmaker
+from app.instance import InstanceName
 from app.metrics import Metrics, StateCollector
 from app.model_cache import ModelCache
 from app.scheduler import Scheduler
@@ -29,7 +30,7 @@ from models import reuse_freed_memory
 log = logging.getLogger("lifeline")
 
 
-def build_services(settings: Settings) -> tuple[Services, Compute]:
+def build_services(settings: Settings) -> tuple[Services, Compute, InstanceName]:
     sessions = make_sessionmaker(make_engine(settings.database_url,
                                              pool_timeout_s=settings.database_pool_timeout_s))
     registry = CollectorRegistry()
@@ -39,8 +40,12 @@ def build_services(settings: Settings) -> tuple[Services, Compute]:
     runner = JobRunner(sessions=sessions, settings=settings, compute=compute, metrics=metrics)
     scoring_ctx = ScoringContext(ModelCache(settings.model_cache_size), settings, metrics,
                                  np.random.default_rng())
-    scheduler = Scheduler(sessions=sessions, settings=settings, runner=runner)
-    return Services(settings, sessions, metrics, scoring_ctx, scheduler), compute
+    instance = InstanceName(settings.database_url, settings.instance_name)
+    Gauge("lifeline_instance_name_clash", "1 while another live process holds this replica's "
+          "LIFELINE_INSTANCE_NAME (app/instance.py)", registry=registry
+          ).set_function(lambda: float(instance.clash))
+    scheduler = Scheduler(sessions=sessions, settings=settings, runner=runner, instance=instance)
+    return Services(settings, sessions, metrics, scoring_ctx, scheduler), compute, instance
 
 
 def create_app(settings: Settings | None = None, *, migrate_on_start: bool = True) -> FastAPI:
@@ -52,12 +57,13 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
             migrate.upgrade(settings.database_url)
         torch.set_num_threads(settings.score_threads)
         reuse_freed_memory()  # batches reuse freed activations instead of faulting pages in anew
-        svc, compute = build_services(settings)
+        svc, compute, instance = build_services(settings)
         app.state.services = svc
         with svc.sessions() as s:
             key = settings.bootstrap_operator_key
             ensure_bootstrap_key(s, key.get_secret_value() if key else None)
-            if n := jobs.fail_interrupted(s, instance=settings.instance_name):
+            if instance.hold() and (n := jobs.fail_interrupted(
+                    s, instance=settings.instance_name)):
                 log.warning("marked %d interrupted training jobs failed", n)
         if settings.scheduler_enabled:
             svc.scheduler.start()
@@ -65,6 +71,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         compute.interrupt()  # a running retrain stops at its next epoch and is requeued
         svc.scheduler.shutdown()
         compute.shutdown()
+        instance.release()
 
     app = FastAPI(title="Lifeline", version="1", lifespan=lifespan,
                   description="Lifelong-VAE anomaly detection for production lines")

@@ -1,6 +1,6 @@
-"""APScheduler gives time, the database gives ownership: one `tick` every few seconds enqueues
-due lines, reaps dead leases, claims queued jobs for this process's runner and forgets
-batch answers kept past their memory."""
+"""APScheduler gives time, the database gives ownership: one `tick` every few seconds checks
+this process still holds its instance name, enqueues due lines, reaps dead leases, claims
+queued jobs for this process's runner and forgets batch answers kept past their memory."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import batches, jobs
 from app.db import get_for_update, utcnow
 from app.errors import ApiError
+from app.instance import InstanceName
 from app.settings import Settings
 from app.tables import Line, TrainingJob
 from app.trainer import JobRunner
@@ -65,8 +66,9 @@ def _trigger(line: Line, now: datetime) -> str | None:
 
 class Scheduler:
     def __init__(self, *, sessions: sessionmaker[Session], settings: Settings,
-                 runner: JobRunner) -> None:
+                 runner: JobRunner, instance: InstanceName) -> None:
         self.sessions, self.settings, self.runner = sessions, settings, runner
+        self.instance = instance
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeline-job")
         self._running: set[Future[None]] = set()
         self._lock = threading.Lock()
@@ -97,6 +99,7 @@ class Scheduler:
             log.exception("scheduler tick failed")
 
     def tick(self) -> list[Future[None]]:
+        self.instance.hold()  # a clash of names is said again until it ends (app/instance.py)
         with self.sessions() as s:
             enqueue_due(s)
             jobs.reap(s, max_attempts=self.settings.job_max_attempts)
