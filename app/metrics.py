@@ -59,7 +59,7 @@ class Metrics:
     def forget(self, line_id: str) -> None:
         """A deleted line's series leave this process's /metrics (other replicas' at their
         next restart; the database-read gauges leave every replica's at once)."""
-        for metric in (self.windows, self.anomalies, self.stuck, self.sensor_alarms,
+        for metric in (self.windows, self.anomalies, self.events, self.stuck, self.sensor_alarms,
                        self.score_ratio, self.request_latency, self.retrain_duration,
                        self.retrains):
             metric.remove_by_labels({"line": line_id})
