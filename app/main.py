@@ -30,7 +30,7 @@ from models import reuse_freed_memory
 log = logging.getLogger("lifeline")
 
 
-def build_services(settings: Settings) -> tuple[Services, Compute, InstanceName]:
+def build_services(settings: Settings) -> tuple[Services, Compute]:
     sessions = make_sessionmaker(make_engine(settings.database_url,
                                              pool_timeout_s=settings.database_pool_timeout_s))
     registry = CollectorRegistry()
@@ -45,7 +45,7 @@ def build_services(settings: Settings) -> tuple[Services, Compute, InstanceName]
           "LIFELINE_INSTANCE_NAME (app/instance.py)", registry=registry
           ).set_function(lambda: float(instance.clash))
     scheduler = Scheduler(sessions=sessions, settings=settings, runner=runner, instance=instance)
-    return Services(settings, sessions, metrics, scoring_ctx, scheduler), compute, instance
+    return Services(settings, sessions, metrics, scoring_ctx, scheduler), compute
 
 
 def create_app(settings: Settings | None = None, *, migrate_on_start: bool = True) -> FastAPI:
@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
             migrate.upgrade(settings.database_url)
         torch.set_num_threads(settings.score_threads)
         reuse_freed_memory()  # batches reuse freed activations instead of faulting pages in anew
-        svc, compute, instance = build_services(settings)
+        svc, compute = build_services(settings)
+        instance = svc.scheduler.instance
         app.state.services = svc
         with svc.sessions() as s:
             key = settings.bootstrap_operator_key

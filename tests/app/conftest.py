@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -95,3 +96,11 @@ def sql_of(api: Api, act: Callable[[], object]) -> list[str]:
     finally:
         event.remove(engine, "before_cursor_execute", record)
     return sent
+
+
+def metric(client: TestClient, name: str, labels: str = "") -> float:
+    """One sample's value off /metrics: `labels` as Prometheus prints them, 'line="a"'."""
+    series = f"{name}{{{labels}}}" if labels else name
+    m = re.search(rf"^{re.escape(series)} (\S+)$", client.get("/metrics").text, re.M)
+    assert m, f"{series} not in /metrics"
+    return float(m.group(1))

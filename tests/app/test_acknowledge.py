@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from sqlalchemy import select
 
 from app.tables import AuditEntry
 from models.synthetic import make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, windows_json
+from tests.app.conftest import CHANNELS, WINDOW, Api, metric, windows_json
 
+UNACKED, VERDICTS = "lifeline_anomaly_events_unacknowledged", "lifeline_anomaly_event_verdicts"
 
 def _post(api: Api, line: str, x: np.ndarray, start_s: int = 0) -> list[dict]:
     r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(x, start_s)})
@@ -32,12 +31,6 @@ def _event(api: Api, line: str, seed: int) -> None:
     raise AssertionError("no normal window closed the event")
 
 
-def _gauge(api: Api, name: str, labels: str) -> float:
-    m = re.search(rf"^{name}\{{{labels}\}} (\S+)$", api.client.get("/metrics").text, re.M)
-    assert m, f"{name}{{{labels}}} not in /metrics"
-    return float(m.group(1))
-
-
 def test_operators_acknowledge_and_judge_events_and_dashboards_count_them(api: Api) -> None:
     for line in ("a", "b"):
         api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
@@ -50,8 +43,8 @@ def test_operators_acknowledge_and_judge_events_and_dashboards_count_them(api: A
     url = "/v1/lines/a/anomalies"
     newer, older = api.call("GET", url, params={"acknowledged": "false"}).json()["anomalies"]
     assert (newer["acknowledged_at"], newer["verdict"]) == (None, None)
-    assert _gauge(api, "lifeline_anomaly_events_unacknowledged", 'line="a"') == 2
-    assert _gauge(api, "lifeline_anomaly_event_verdicts", 'line="a",verdict="fault"') == 0
+    assert metric(api.client, UNACKED, 'line="a"') == 2
+    assert metric(api.client, VERDICTS, 'line="a",verdict="fault"') == 0
 
     ack = f"{url}/{older['id']}/acknowledge"
     for role in ("viewer", "gateway"):
@@ -75,15 +68,15 @@ def test_operators_acknowledge_and_judge_events_and_dashboards_count_them(api: A
 
     seen = api.call("POST", f"{url}/{newer['id']}/acknowledge")  # seen, not yet judged
     assert seen.status_code == 200 and seen.json()["verdict"] is None
-    assert _gauge(api, "lifeline_anomaly_events_unacknowledged", 'line="a"') == 0
+    assert metric(api.client, UNACKED, 'line="a"') == 0
     r = api.call("POST", f"{url}/{newer['id']}/acknowledge", json={"verdict": "false_alarm"})
     assert r.json()["verdict"] == "false_alarm"  # judged later, after the shift's report
 
     assert api.call("GET", url, params={"acknowledged": "false"}).json()["anomalies"] == []
     assert len(api.call("GET", url, params={"acknowledged": "true"}).json()["anomalies"]) == 2
-    assert _gauge(api, "lifeline_anomaly_event_verdicts", 'line="a",verdict="fault"') == 1
-    assert _gauge(api, "lifeline_anomaly_event_verdicts", 'line="a",verdict="false_alarm"') == 1
-    assert _gauge(api, "lifeline_anomaly_events_unacknowledged", 'line="b"') == 1
+    assert metric(api.client, VERDICTS, 'line="a",verdict="fault"') == 1
+    assert metric(api.client, VERDICTS, 'line="a",verdict="false_alarm"') == 1
+    assert metric(api.client, UNACKED, 'line="b"') == 1
     with api.svc.sessions() as s:
         entries = list(s.scalars(select(AuditEntry).where(
             AuditEntry.action == "anomaly.acknowledge").order_by(AuditEntry.id)))

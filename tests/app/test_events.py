@@ -3,7 +3,6 @@ off-delay): the service's rule is the one bench.quality measures on SKAB."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import numpy as np
@@ -16,6 +15,7 @@ from tests.app.conftest import (
     CHANNELS,
     WINDOW,
     Api,
+    metric,
     sql_of,
     train_first_models,
     windows_json,
@@ -65,8 +65,9 @@ def test_events_close_after_the_line_has_looked_normal_for_its_gap(api: Api, gap
     assert all(spans[j][0] <= t <= spans[j][1] for j, t in zip(joined, seconds, strict=True)
                if j is not None)
     assert {j for j in joined if j is not None} == set(spans)
-    assert _open_gauge(api) == 1.0
-    assert _series(api, "lifeline_anomaly_events_total") == len(events)  # opened, once each
+    assert metric(api.client, "lifeline_anomaly_event_open", 'line="l"') == 1.0
+    opened = metric(api.client, "lifeline_anomaly_events_total", 'line="l"')
+    assert opened == len(events)  # counted as they open, once each
     # the coded windows alone would make 6 events with no gap and 3 with 30 s: the normal
     # windows between 3 and 5, 5 and 12, 12 and 50 lie within it, the 39 s after 50 do not
     coded = np.isin(seconds, [start_s + i for start_s, _, at in SEQUENCE for i in at])
@@ -113,17 +114,8 @@ def test_a_normal_window_within_the_gap_writes_nothing(api: Api) -> None:
         assert s.get_one(Line, "l").open_event_id is None
     assert [e["open"] for e in api.call("GET", "/v1/lines/l/anomalies").json()["anomalies"]
             ] == [False]
-    assert _open_gauge(api) == 0.0
+    assert metric(api.client, "lifeline_anomaly_event_open", 'line="l"') == 0.0
 
-
-def _open_gauge(api: Api) -> float:
-    return _series(api, "lifeline_anomaly_event_open")
-
-
-def _series(api: Api, name: str) -> float:
-    m = re.search(rf'^{name}\{{line="l"\}} (\S+)$', api.client.get("/metrics").text, re.M)
-    assert m, f"{name} not in /metrics"
-    return float(m.group(1))
 
 
 def _writes(statement: str) -> bool:

@@ -3,8 +3,6 @@ namesake alone, says so, and still fails what its own earlier life left running.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -13,9 +11,10 @@ from app import jobs
 from app.instance import InstanceName
 from app.main import create_app
 from app.tables import TrainingJob
-from tests.app.conftest import CHANNELS, OPERATOR_KEY, WINDOW, settings_for
+from tests.app.conftest import CHANNELS, OPERATOR_KEY, WINDOW, metric, settings_for
 from tests.conftest import pg_schema
 
+CLASH = "lifeline_instance_name_clash"
 POSTGRES = pytest.mark.parametrize(
     "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 
@@ -54,12 +53,6 @@ def _drop_advisory_holders(url: str) -> None:
     engine.dispose()
 
 
-def _clash(client: TestClient) -> float:
-    m = re.search(r"^lifeline_instance_name_clash (\S+)$", client.get("/metrics").text, re.M)
-    assert m, "lifeline_instance_name_clash not in /metrics"
-    return float(m.group(1))
-
-
 @POSTGRES
 def test_a_start_leaves_a_live_namesakes_job_alone_and_fails_its_own_leftovers(db_url: str
                                                                                 ) -> None:
@@ -73,13 +66,13 @@ def test_a_start_leaves_a_live_namesakes_job_alone_and_fails_its_own_leftovers(d
             assert jobs.claim(s, owner="replica-x", lease_s=600) == [job]
         # a second replica given the same name by mistake, while the first one trains
         with TestClient(create_app(settings)) as namesake:
-            assert _clash(namesake) == 1.0 and _clash(first) == 0.0
+            assert metric(namesake, CLASH) == 1.0 and metric(first, CLASH) == 0.0
             with namesake.app.state.services.sessions() as s:  # type: ignore[attr-defined]
                 assert s.get_one(TrainingJob, job).status == "running"
     # the first one is gone (its job left running, as a crash leaves it): a start under its
     # name is its restart, and fails the job at once
     with TestClient(create_app(settings)) as restarted:
-        assert _clash(restarted) == 0.0
+        assert metric(restarted, CLASH) == 0.0
         with restarted.app.state.services.sessions() as s:  # type: ignore[attr-defined]
             done = s.get_one(TrainingJob, job)
             assert (done.status, done.error) == (
