@@ -205,7 +205,7 @@ def _describe(line: Line, active: ModelVersion | None, oldest: datetime | None
         "shape_only_channels": line.shape_only_channels, "principal_axes": line.principal_axes,
         "event_gap_s": line.event_gap_s,
         "state": "ready" if model else "warming_up", "active_model": model,
-        "buffer": _buffer_state(line, oldest),
+        "buffer": _buffer_state(line, oldest), "last_window_at": line.last_window_at,
         "next_retrain_at": nxt, "created_at": line.created_at, "updated_at": line.updated_at,
     }
 

@@ -103,6 +103,9 @@ class StateCollector(Collector):
             ("lifeline_target_false_alarm_ratio",
              "The line's target false-alarm rate, to compare the live alarm rate with"),
             ("lifeline_last_successful_retrain_timestamp_seconds", "Unix time of last success"),
+            ("lifeline_last_window_received_timestamp_seconds",
+             "Unix time a window for the line last arrived, at any replica (up to 30 s behind): "
+             "alert on a line gone silent, which nothing watches"),
         ]}
         g[_REGIME_THRESHOLD] = GaugeMetricFamily(
             _REGIME_THRESHOLD, "Alarm threshold of each regime of the active model, which the "
@@ -178,6 +181,8 @@ class StateCollector(Collector):
                                                                line.target_false_alarm_rate)
             g["lifeline_last_successful_retrain_timestamp_seconds"].add_metric(
                 [line.id], _ts(_as_dt(ok.get(line.id))))
+            g["lifeline_last_window_received_timestamp_seconds"].add_metric(
+                [line.id], _ts(line.last_window_at))
             v = active.get(line.id)
             if v is None:
                 continue

@@ -24,6 +24,11 @@ from app.schemas.scoring import FastScoreRequest, ScoreRequest
 from app.settings import Settings
 from app.tables import AnomalyEvent, Line, ModelVersion
 
+# How far behind a line's last_window_at may fall: a call that would otherwise write nothing
+# stamps it only when it is older than this, so a read-only gateway costs one write per line
+# every 30 s, not one per call (LifelineLineSilent alerts after 15 minutes).
+SEEN_EVERY = timedelta(seconds=30)
+
 
 @dataclass
 class ScoringContext:
@@ -193,15 +198,19 @@ def _unscored(index: int, status: str) -> dict[str, Any]:
 
 def _writes_needed(session: Session, line: Line, batch: Batch, results: list[dict[str, Any]]
                    ) -> bool:
-    """A plain scoring call (learn=false, no batch_id, all normal, no event to close) writes
-    nothing; skipping its row lock and commit halves single-window latency. An open event is
-    read for its end alone, outside the identity map: _persist reads it again under the lock."""
+    """A plain scoring call (learn=false, no batch_id, all normal, no event to close, the
+    line's last_window_at fresh) writes nothing; skipping its row lock and commit halves
+    single-window latency. An open event is read for its end alone, outside the identity map:
+    _persist reads it again under the lock."""
     if batch.learn or batch.batch_id is not None or any(r.get("anomaly") for r in results):
+        return True
+    now = utcnow()
+    if line.last_window_at is None or now - line.last_window_at >= SEEN_EVERY:
         return True
     if line.open_event_id is None:
         return False
     end = session.scalar(select(AnomalyEvent.end).where(AnomalyEvent.id == line.open_event_id))
-    gap, now = timedelta(seconds=line.event_gap_s), utcnow()
+    gap = timedelta(seconds=line.event_gap_s)
     return any(r["status"] == "scored" and _closes(end, batch.starts[r["index"]] or now, gap)
                for r in results)
 
@@ -211,6 +220,7 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
     """All writes of one batch in one transaction, under the line's row lock; the number of
     anomaly events it opened."""
     line = get_line(session, line_id, lock=True)  # a 404 if deleted since it was read
+    line.last_window_at = utcnow()
     opened = 0
     if version is not None:
         opened = _record_events(session, line, batch.starts, results, version)

@@ -45,6 +45,9 @@ class Line(Base):
     event_gap_s: Mapped[int] = mapped_column(default=60)
     # Until then flagged windows join the buffer too: an operator vouches for the line's data.
     learn_flagged_until: Mapped[datetime | None]
+    # When a window for the line last arrived, at most scorer.SEEN_EVERY behind: a line gone
+    # silent is a line nobody watches (alert LifelineLineSilent).
+    last_window_at: Mapped[datetime | None]
     # Channel names judged by their shape within a window, not their level (models/preprocessing).
     shape_only_channels: Mapped[list[Any]] = mapped_column(default=list)
     # Models judge the line on its sensors' principal axes (models/preprocessing.py).

@@ -85,6 +85,9 @@ class LineOut(LineConfig):
     state: Literal["warming_up", "ready"]
     active_model: ActiveModel | None
     buffer: BufferState
+    last_window_at: datetime | None = Field(
+        description="when a window for the line last arrived, from any gateway (up to 30 s "
+        "behind); null until the first. A line gone silent is not being watched")
     next_retrain_at: datetime | None
     created_at: datetime
     updated_at: datetime

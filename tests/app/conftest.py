@@ -98,6 +98,17 @@ def sql_of(api: Api, act: Callable[[], object]) -> list[str]:
     return sent
 
 
+def writes_of(api: Api, act: Callable[[], object]) -> list[str]:
+    """The statements `act` sent that write or take a write lock."""
+    return [q for q in sql_of(api, act) if _writes(q)]
+
+
+def _writes(statement: str) -> bool:
+    q = statement.upper()
+    return q.lstrip().startswith(("UPDATE", "INSERT", "DELETE", "BEGIN IMMEDIATE")) \
+        or "FOR UPDATE" in q or "FOR NO KEY UPDATE" in q
+
+
 def metric(client: TestClient, name: str, labels: str = "") -> float:
     """One sample's value off /metrics: `labels` as Prometheus prints them, 'line="a"'."""
     series = f"{name}{{{labels}}}" if labels else name
