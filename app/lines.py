@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit, buffer, jobs, registry
-from app.db import get_for_update, wipe_on_commit
+from app.db import get_for_update, utcnow, wipe_on_commit
 from app.errors import ApiError, not_found
 from app.schemas.lines import LineConfig
 from app.tables import Line, ModelVersion
@@ -65,8 +65,11 @@ def _put_line(
         session.add(line)
     else:
         _check_shape_change(session, line, cfg)
-        for key, value in values.items():
+        changed = {k: v for k, v in values.items() if getattr(line, k) != v}
+        for key, value in changed.items():
             setattr(line, key, value)
+        if changed:  # a provisioning script's repeated PUT changes nothing
+            line.updated_at = utcnow()
     evicted = 0 if created else buffer.shrink(session, line, rng)
     audit.record(session, actor=actor, action="line.create" if created else "line.update",
                  line_id=line_id, config=cfg.model_dump(mode="json") | {

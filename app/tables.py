@@ -53,7 +53,8 @@ class Line(Base):
     # Models judge the line on its sensors' principal axes (models/preprocessing.py).
     principal_axes: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When an operator last changed the configuration; windows, events and trainings do not.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class BufferWindow(Base):

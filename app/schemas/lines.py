@@ -90,7 +90,8 @@ class LineOut(LineConfig):
         "behind); null until the first. A line gone silent is not being watched")
     next_retrain_at: datetime | None
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime = Field(description="when an operator last changed the line's "
+                                 "configuration (PUT); windows and trainings leave it")
 
 
 class LineList(BaseModel):

@@ -1,5 +1,6 @@
-"""A line whose gateway stops posting raises no anomaly: the line's answer and /metrics say when
-its last window arrived, so an alert can say the line is no longer watched."""
+"""What a line's answer says of time. A line whose gateway stops posting raises no anomaly: the
+answer and /metrics say when its last window arrived, so an alert can say the line is no longer
+watched. And `updated_at` is when an operator last changed it, not when a window last did."""
 
 from __future__ import annotations
 
@@ -90,3 +91,15 @@ def test_read_only_scoring_stamps_the_line_at_most_every_30_s(api: Api) -> None:
     seen = _last_window_at(api)
     assert seen is not None and seen >= before > old
     assert metric(api.client, SEEN, 'line="l"') == seen.timestamp()
+
+
+def test_updated_at_is_when_an_operator_changed_the_line(api: Api) -> None:
+    config = {"channels": CHANNELS, "window": WINDOW, "min_windows": 100}
+    created = api.call("PUT", "/v1/lines/l", json=config).json()["updated_at"]
+    _post(api, make_windows(5, 4, WINDOW, 0, seed=1))  # buffered: the line's counters move
+    assert api.call("GET", "/v1/lines/l").json()["buffer"]["windows"] == 5
+    assert api.call("GET", "/v1/lines/l").json()["updated_at"] == created
+    assert api.call("PUT", "/v1/lines/l", json=config).json()["updated_at"] == created  # as it was
+    changed = api.call("PUT", "/v1/lines/l", json={**config, "event_gap_s": 120}).json()
+    assert changed["event_gap_s"] == 120
+    assert datetime.fromisoformat(changed["updated_at"]) > datetime.fromisoformat(created)
