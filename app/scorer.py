@@ -220,15 +220,15 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
     """All writes of one batch in one transaction, under the line's row lock; the number of
     anomaly events it opened."""
     line = get_line(session, line_id, lock=True)  # a 404 if deleted since it was read
-    line.last_window_at = utcnow()
+    now = line.last_window_at = utcnow()
     opened = 0
     if version is not None:
-        opened = _record_events(session, line, batch.starts, results, version)
+        opened = _record_events(session, line, batch.starts, results, version, now)
     if batch.learn:
         # Anomalous and insufficient windows never train a model, unless an operator vouches
         # for the line: otherwise normal behaviour the model has not seen (a warmer season)
         # would be flagged, never buffered, and so never learned.
-        learn_flagged = vouched(line, utcnow())
+        learn_flagged = vouched(line, now)
         keep = [r["index"] for r in results if r["status"] == "warming_up"
                 or (r["status"] == "scored" and (learn_flagged or not r["anomaly"]))]
         buffer.append(session, line, batch.windows[keep], [batch.starts[i] for i in keep],
@@ -240,12 +240,11 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
 
 
 def _record_events(session: Session, line: Line, starts: list[datetime | None],
-                   results: list[dict[str, Any]], version: int) -> int:
+                   results: list[dict[str, Any]], version: int, now: datetime) -> int:
     """Anomalous windows extend one event until a window scored normal starts event_gap_s or
     more after the event's last anomalous one: near its threshold a fault's windows cross it on
     and off, and on SKAB's rig a caught fault was 4.3 events with no gap, 1.2 with 60 s
     (bench/README.md, quality section, session 26). A window without a start counts as now."""
-    now = utcnow()
     gap = timedelta(seconds=line.event_gap_s)
     opened = 0
     for r in results:

@@ -82,6 +82,16 @@ def windows_json(x: np.ndarray, start_s: int = 0) -> list[dict[str, Any]]:
     return out
 
 
+def post_windows(api: Api, line: str, x: np.ndarray, start_s: int = 0, **kw: Any
+                 ) -> list[dict[str, Any]]:
+    """The per-window results of posting `x`, windows starting a second apart from `start_s`;
+    `kw` joins the body (learn, batch_id)."""
+    r = api.call("POST", f"/v1/lines/{line}/windows",
+                 json={"windows": windows_json(x, start_s), **kw})
+    assert r.status_code == 200, r.text
+    return r.json()["results"]  # type: ignore[no-any-return]
+
+
 def sql_of(api: Api, act: Callable[[], object]) -> list[str]:
     """The SQL statements `act` sent to the database."""
     sent: list[str] = []

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 from sqlalchemy import select
 
 from app.tables import AuditEntry
 from models.synthetic import make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, metric, windows_json
+from tests.app.conftest import CHANNELS, WINDOW, Api, metric, post_windows
 
 UNACKED, VERDICTS = "lifeline_anomaly_events_unacknowledged", "lifeline_anomaly_event_verdicts"
-
-def _post(api: Api, line: str, x: np.ndarray, start_s: int = 0) -> list[dict]:
-    r = api.call("POST", f"/v1/lines/{line}/windows", json={"windows": windows_json(x, start_s)})
-    assert r.status_code == 200, r.text
-    return r.json()["results"]  # type: ignore[no-any-return]
 
 
 def _event(api: Api, line: str, seed: int) -> None:
@@ -23,10 +17,10 @@ def _event(api: Api, line: str, seed: int) -> None:
     normal and closes it."""
     code = make_windows(1, 4, WINDOW, 0, seed=seed)
     code[0, 3, 1] = 3e38
-    assert _post(api, line, code, 20 * seed)[0]["anomaly"] is True
+    assert post_windows(api, line, code, 20 * seed)[0]["anomaly"] is True
     for s in range(seed + 1, seed + 20):
         normal = make_windows(1, 4, WINDOW, 0, seed=s)
-        if not _post(api, line, normal, 20 * seed + 60 + s)[0]["anomaly"]:
+        if not post_windows(api, line, normal, 20 * seed + 60 + s)[0]["anomaly"]:
             return
     raise AssertionError("no normal window closed the event")
 
@@ -35,7 +29,7 @@ def test_operators_acknowledge_and_judge_events_and_dashboards_count_them(api: A
     for line in ("a", "b"):
         api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
                                                    "min_windows": 100})
-        _post(api, line, make_windows(150, 4, WINDOW, 0, seed=1))
+        post_windows(api, line, make_windows(150, 4, WINDOW, 0, seed=1))
         api.tick()
     _event(api, "a", 10)
     _event(api, "a", 40)

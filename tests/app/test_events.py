@@ -16,8 +16,8 @@ from tests.app.conftest import (
     WINDOW,
     Api,
     metric,
+    post_windows,
     train_first_models,
-    windows_json,
     writes_of,
 )
 
@@ -36,11 +36,9 @@ def _post_sequence(api: Api, line: str) -> tuple[np.ndarray, np.ndarray, list[in
     for k, (start_s, n, coded) in enumerate(SEQUENCE):
         x = make_windows(n, 4, WINDOW, 0, seed=100 + k)
         x[list(coded), 3, 1] = 3e38
-        r = api.call("POST", f"/v1/lines/{line}/windows",
-                     json={"windows": windows_json(x, start_s), "learn": False})
-        assert r.status_code == 200, r.text
-        flags += [res["anomaly"] for res in r.json()["results"]]
-        joined += [res["event_id"] for res in r.json()["results"]]
+        results = post_windows(api, line, x, start_s, learn=False)
+        flags += [res["anomaly"] for res in results]
+        joined += [res["event_id"] for res in results]
         seconds += list(range(start_s, start_s + n))
     return np.array(flags), np.array(seconds, float), joined
 
@@ -93,10 +91,7 @@ def test_a_normal_window_within_the_gap_writes_nothing(api: Api) -> None:
     coded[0, 3, 1] = 3e38
 
     def post(x: np.ndarray, start_s: int) -> list[bool]:
-        r = api.call("POST", "/v1/lines/l/windows",
-                     json={"windows": windows_json(x, start_s), "learn": False})
-        assert r.status_code == 200, r.text
-        return [res["anomaly"] for res in r.json()["results"]]
+        return [res["anomaly"] for res in post_windows(api, "l", x, start_s, learn=False)]
 
     assert post(coded, 0) == [True]
     normal = make_windows(21, 4, WINDOW, 0, seed=3)

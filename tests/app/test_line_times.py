@@ -18,8 +18,8 @@ from tests.app.conftest import (
     WINDOW,
     Api,
     metric,
+    post_windows,
     train_first_models,
-    windows_json,
     writes_of,
 )
 
@@ -32,9 +32,7 @@ def _last_window_at(api: Api) -> datetime | None:
 
 
 def _post(api: Api, x: np.ndarray, **kw: object) -> list[bool | None]:
-    r = api.call("POST", "/v1/lines/l/windows", json={"windows": windows_json(x), **kw})
-    assert r.status_code == 200, r.text
-    return [res["anomaly"] for res in r.json()["results"]]
+    return [res["anomaly"] for res in post_windows(api, "l", x, **kw)]
 
 
 def _read_only(api: Api, x: np.ndarray) -> tuple[bool | None, list[str]]:
