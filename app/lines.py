@@ -206,7 +206,7 @@ def _describe(line: Line, active: ModelVersion | None, oldest: datetime | None
         "promotion": line.promotion, "target_false_alarm_rate": line.target_false_alarm_rate,
         "buffer_limit": line.buffer_limit, "learn_flagged_until": line.learn_flagged_until,
         "shape_only_channels": line.shape_only_channels, "principal_axes": line.principal_axes,
-        "event_gap_s": line.event_gap_s,
+        "event_gap_s": line.event_gap_s, "silent_after_s": line.silent_after_s,
         "state": "ready" if model else "warming_up", "active_model": model,
         "buffer": _buffer_state(line, oldest), "last_window_at": line.last_window_at,
         "next_retrain_at": nxt, "created_at": line.created_at, "updated_at": line.updated_at,

@@ -106,6 +106,9 @@ class StateCollector(Collector):
             ("lifeline_last_window_received_timestamp_seconds",
              "Unix time a window for the line last arrived, at any replica (up to 30 s behind): "
              "alert on a line gone silent, which nothing watches"),
+            ("lifeline_line_silent_after_seconds",
+             "Seconds without a window after which the line counts as silent (its "
+             "silent_after_s): the limit of the silent-line alert"),
         ]}
         g[_REGIME_THRESHOLD] = GaugeMetricFamily(
             _REGIME_THRESHOLD, "Alarm threshold of each regime of the active model, which the "
@@ -183,6 +186,7 @@ class StateCollector(Collector):
                 [line.id], _ts(_as_dt(ok.get(line.id))))
             g["lifeline_last_window_received_timestamp_seconds"].add_metric(
                 [line.id], _ts(line.last_window_at))
+            g["lifeline_line_silent_after_seconds"].add_metric([line.id], line.silent_after_s)
             v = active.get(line.id)
             if v is None:
                 continue

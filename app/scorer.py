@@ -26,7 +26,7 @@ from app.tables import AnomalyEvent, Line, ModelVersion
 
 # How far behind a line's last_window_at may fall: a call that would otherwise write nothing
 # stamps it only when it is older than this, so a read-only gateway costs one write per line
-# every 30 s, not one per call (LifelineLineSilent alerts after 15 minutes).
+# every 30 s, not one per call (a line's silent_after_s is 60 s at least).
 SEEN_EVERY = timedelta(seconds=30)
 
 
@@ -220,7 +220,10 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
     """All writes of one batch in one transaction, under the line's row lock; the number of
     anomaly events it opened."""
     line = get_line(session, line_id, lock=True)  # a 404 if deleted since it was read
-    now = line.last_window_at = utcnow()
+    now = utcnow()
+    if _silent(line, now):
+        line.open_event_id = None
+    line.last_window_at = now
     opened = 0
     if version is not None:
         opened = _record_events(session, line, batch.starts, results, version, now)
@@ -237,6 +240,16 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
         batches.remember(session, line_id, batch.batch_id, response)
     session.commit()
     return opened
+
+
+def _silent(line: Line, now: datetime) -> bool:
+    """Whether the line had gone silent (no window for its silent_after_s: LifelineLineSilent
+    fired). Its next window then closes the open event, so an anomaly after a stop or a
+    gateway's outage is a new event, not the tail of one acknowledged hours ago. The stamp lags
+    at most SEEN_EVERY, below silent_after_s's least 60 s: a line that kept posting never
+    looks silent."""
+    since = line.last_window_at
+    return since is not None and now - since >= timedelta(seconds=line.silent_after_s)
 
 
 def _record_events(session: Session, line: Line, starts: list[datetime | None],

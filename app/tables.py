@@ -43,6 +43,9 @@ class Line(Base):
     open_event_id: Mapped[int | None]  # anomaly event the next anomalous window extends
     # Seconds of windows scored normal that close the open event (app/scorer.py).
     event_gap_s: Mapped[int] = mapped_column(default=60)
+    # Seconds without a window after which the line counts as silent: the alert's limit, and
+    # the next window closes the open event (app/scorer.py).
+    silent_after_s: Mapped[int] = mapped_column(default=900)
     # Until then flagged windows join the buffer too: an operator vouches for the line's data.
     learn_flagged_until: Mapped[datetime | None]
     # When a window for the line last arrived, at most scorer.SEEN_EVERY behind: a line gone

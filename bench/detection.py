@@ -3,6 +3,7 @@ and what an operator sees of them: faults caught, and the events they come as.""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,13 +49,19 @@ def oracle_threshold(scores: np.ndarray, actual: np.ndarray, far: float) -> floa
     return float(normal[min(k, len(normal) - 1)]) if len(normal) else np.inf
 
 
-def group_events(flags: np.ndarray, seconds: np.ndarray, gap_s: float) -> list[tuple[int, int]]:
+def group_events(flags: np.ndarray, seconds: np.ndarray, gap_s: float,
+                 silent_s: float = math.inf) -> list[tuple[int, int]]:
     """Flagged rows grouped into anomaly events by the service's rule (app/scorer.py): a
     flagged row extends the open event, or opens one; an unflagged row closes it when it lies
-    gap_s or more after the event's last flagged row. (first, last) flagged row of each."""
+    gap_s or more after the event's last flagged row, and any row closes it first when it lies
+    silent_s or more after the row before it (the line was silent; the service times arrivals,
+    which a stream's rows follow). (first, last) flagged row of each."""
     events: list[tuple[int, int]] = []
     first = last = -1
     for i, flagged in enumerate(np.asarray(flags, bool)):
+        if first >= 0 and i > 0 and seconds[i] - seconds[i - 1] >= silent_s:
+            events.append((first, last))
+            first = -1
         if flagged:
             first, last = (i, i) if first < 0 else (first, i)
         elif first >= 0 and seconds[i] - seconds[last] >= gap_s:

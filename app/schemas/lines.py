@@ -37,6 +37,12 @@ class LineConfig(BaseModel):
         60, ge=0, le=86_400, description="seconds of windows scored normal (by their start) "
         "that close an anomaly event: a fault whose windows cross the threshold on and off is "
         "one event, not a chatter of many (an off-delay). 0: the first normal window closes it")
+    silent_after_s: int = Field(
+        900, ge=60, le=604_800, description="seconds without a window, from any gateway, "
+        "after which the line counts as silent: the LifelineLineSilent alert fires, and the "
+        "line's next window closes its open event, so an anomaly after the silence opens a "
+        "new one instead of extending one an operator may have acknowledged. A few times the "
+        "line's posting interval")
 
     @field_validator("channels")
     @classmethod

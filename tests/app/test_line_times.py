@@ -1,6 +1,7 @@
 """What a line's answer says of time. A line whose gateway stops posting raises no anomaly: the
-answer and /metrics say when its last window arrived, so an alert can say the line is no longer
-watched. And `updated_at` is when an operator last changed it, not when a window last did."""
+answer and /metrics say when its last window arrived and how long it may be silent, so an alert
+can say the line is no longer watched, and a fault after the silence is a new event. And
+`updated_at` is when an operator last changed it, not when a window last did."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.app.conftest import (
 )
 
 SEEN = "lifeline_last_window_received_timestamp_seconds"
+SILENT_AFTER = "lifeline_line_silent_after_seconds"
 
 
 def _last_window_at(api: Api) -> datetime | None:
@@ -101,3 +103,56 @@ def test_updated_at_is_when_an_operator_changed_the_line(api: Api) -> None:
     changed = api.call("PUT", "/v1/lines/l", json={**config, "event_gap_s": 120}).json()
     assert changed["event_gap_s"] == 120
     assert datetime.fromisoformat(changed["updated_at"]) > datetime.fromisoformat(created)
+
+
+def _coded(seed: int) -> np.ndarray:
+    """One window with a sensor's out-of-range code: anomalous to any model."""
+    x = make_windows(1, 4, WINDOW, 0, seed=seed)
+    x[0, 3, 1] = 3e38
+    return x
+
+
+def _events(api: Api) -> list[dict[str, object]]:
+    return api.call("GET", "/v1/lines/l/anomalies").json()["anomalies"]  # type: ignore[no-any-return]
+
+
+def test_a_fault_after_the_line_was_silent_is_a_new_event(api: Api) -> None:
+    """A line stopped in the middle of an event, and back hours later with the fault: extending
+    the old event, which an operator acknowledged before the stop, would hide the fault."""
+    r = api.call("PUT", "/v1/lines/l", json={"channels": CHANNELS, "window": WINDOW,
+                                             "min_windows": 100, "silent_after_s": 600})
+    assert r.status_code == 201 and r.json()["silent_after_s"] == 600
+    assert metric(api.client, SILENT_AFTER, 'line="l"') == 600.0
+    train_first_models(api, ["l"], make_windows(150, 4, WINDOW, 0, seed=1))
+    [first] = post_windows(api, "l", _coded(2), 0, learn=False)
+    assert first["anomaly"] and first["event_id"] is not None
+    r = api.call("POST", f"/v1/lines/l/anomalies/{first['event_id']}/acknowledge", json={})
+    assert r.status_code == 200, r.text
+    _age_stamp(api, timedelta(seconds=590))  # quiet, but not for silent_after_s
+    assert post_windows(api, "l", _coded(3), 1, learn=False)[0]["event_id"] == first["event_id"]
+    _age_stamp(api, timedelta(seconds=600))
+    # the same data clock (a gateway's backlog would look so): silence is timed by arrival
+    [after] = post_windows(api, "l", _coded(4), 2, learn=False)
+    assert after["anomaly"] and after["event_id"] not in (None, first["event_id"])
+    new, old = _events(api)  # newest first
+    assert (new["id"], new["open"], new["acknowledged_at"], new["windows"]) == (
+        after["event_id"], True, None, 1)
+    assert (old["id"], old["open"], old["windows"]) == (first["event_id"], False, 2)
+    assert old["acknowledged_at"] is not None
+    assert metric(api.client, "lifeline_anomaly_events_unacknowledged", 'line="l"') == 1.0
+    # back from silence with a normal window: the event closes, and none opens
+    _age_stamp(api, timedelta(seconds=600))
+    normal = post_windows(api, "l", make_windows(1, 4, WINDOW, 0, seed=5), 3, learn=False)
+    assert normal[0]["anomaly"] is False
+    assert [e["open"] for e in _events(api)] == [False, False]
+    assert metric(api.client, "lifeline_anomaly_event_open", 'line="l"') == 0.0
+
+
+def test_silent_after_is_checked_and_kept(api: Api) -> None:
+    base = {"channels": CHANNELS, "window": WINDOW}
+    assert api.call("PUT", "/v1/lines/l", json=base).json()["silent_after_s"] == 900
+    r = api.call("PUT", "/v1/lines/l", json={**base, "silent_after_s": 30})
+    assert r.status_code == 422 and "silent_after_s" in r.text
+    r = api.call("PUT", "/v1/lines/l", json={**base, "silent_after_s": 10_800})
+    assert r.status_code == 200 and r.json()["silent_after_s"] == 10_800
+    assert metric(api.client, SILENT_AFTER, 'line="l"') == 10_800.0

@@ -57,6 +57,12 @@ def test_alarms_group_into_events_by_the_service_rule() -> None:
     late = np.array([0, 61, 62, 63, 64, 65, 66, 67, 68, 69.0])
     assert group_events(flags, late, 30) == [(0, 0), (2, 7)]
     assert group_events(np.zeros(4, bool), seconds[:4], 3) == []
+    # a silence closes the open event before the next row: an hour without rows between 5
+    # and 6 splits what the gap of 100 s would join
+    stopped = np.array([0, 1, 2, 3, 4, 5, 3605, 3606, 3607, 3608.0])
+    assert group_events(flags, stopped, 100) == [(0, 7)]
+    assert group_events(flags, stopped, 100, silent_s=900) == [(0, 2), (6, 7)]
+    assert group_events(flags, stopped, 100, silent_s=3601) == [(0, 7)]
 
 
 def test_events_count_faults_caught_and_false_events() -> None:
