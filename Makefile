@@ -25,13 +25,14 @@ $(VENV)/.peers: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,bench,peers]"
 	touch $@
 
-bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results/ (~75 min)
+bench: $(VENV)/.peers  ## benchmarks: tables on stdout, JSON under bench/results/ (~80 min)
 	mkdir -p bench/results
 	$(BIN)/python -m bench.lifelong --json bench/results/lifelong.json
 	$(BIN)/python -m bench.lifelong --data skab --shape-only --strategies lifelong,finetune,joint \
 		--json bench/results/lifelong_shape_only.json
 	$(BIN)/python -m bench.quality --json bench/results/quality.json
 	$(BIN)/python -m bench.vouch
+	$(BIN)/python -m bench.membership --json bench/results/membership.json
 	$(BIN)/python -m bench.stuck --json bench/results/stuck.json
 	$(BIN)/python -m bench.throughput --json bench/results/throughput.json
 	$(BIN)/python -m bench.wide --json bench/results/wide.json
