@@ -81,14 +81,14 @@ class Events:
     normal_s: float = 0.0  # seconds of unlabelled rows, for a rate per hour of normal running
 
     def add(self, predicted: np.ndarray, actual: np.ndarray, seconds: np.ndarray,
-            gap_s: float) -> None:
+            gap_s: float, silent_s: float = math.inf) -> None:
         p, a = np.asarray(predicted, bool), np.asarray(actual, bool)
         edges = np.diff(np.r_[0, a.astype(np.int8), 0])
         runs = zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
         for start, stop in runs:
             self.faults += 1
             self.caught += bool(p[start:stop].any())
-        for first, last in group_events(p, seconds, gap_s):
+        for first, last in group_events(p, seconds, gap_s, silent_s):
             held = bool(a[first : last + 1].any())
             self.on_faults += held
             self.false += not held

@@ -67,6 +67,7 @@ FAR_TARGET = 0.01  # the service's default target_false_alarm_rate
 SKAB_ORACLE_FAR, TEP_ORACLE_FAR = 0.10, 0.05
 # Alarms grouped into events as a line does by default: what an operator is shown.
 EVENT_GAP_S = LineConfig.model_fields["event_gap_s"].default
+SILENT_AFTER_S = LineConfig.model_fields["silent_after_s"].default  # SKAB's gaps: 247 s at most
 HELD_OUT = TrainConfig().val_fraction  # share of training data every method calibrates on
 FOLDS = TrainConfig().calibration_folds  # the service's out-of-fold calibration of first models
 # (fit on training rows, seed) -> (row scorer over a whole series, threshold)
@@ -298,7 +299,7 @@ def run_skab(fit: Callable[[np.ndarray, int], Fitted], seed: int
         c.add(s > thr, labels)
         oracle.add(s > oracle_threshold(s, labels, SKAB_ORACLE_FAR), labels)
         seconds = skab_seconds(name)[SKAB_TRAIN_ROWS:]
-        events.add(s > thr, labels, seconds, EVENT_GAP_S)
+        events.add(s > thr, labels, seconds, EVENT_GAP_S, SILENT_AFTER_S)
         chatter.add(s > thr, labels, seconds, 0)
     return c, oracle, events, chatter
 
