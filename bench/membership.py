@@ -23,6 +23,7 @@ membership is the control.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def interleaved(rows: np.ndarray, stretches: int = STRETCHES) -> tuple[np.ndarra
     """Windows [n, WINDOW, C] of the even stretches and of the odd ones; no window crosses a
     stretch's edge, so the two share no row."""
     edges = np.linspace(0, len(rows), stretches + 1).astype(int)
-    parts = [sliding(rows[a:b], WINDOW) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    parts = [sliding(rows[a:b], WINDOW) for a, b in itertools.pairwise(edges)]
     return np.concatenate(parts[::2]), np.concatenate(parts[1::2])
 
 
@@ -59,16 +60,22 @@ def nearest_replay(det: Detector, windows: np.ndarray, replay: torch.Tensor) -> 
     return float((near / xs.norm(dim=1).clamp_min(1e-6)).median())
 
 
+def first_model(trained: np.ndarray, withheld: np.ndarray, cfg: TrainConfig,
+                replay: int = REPLAY) -> tuple[Detector, dict[str, float]]:
+    """A line's first model on `trained`, with its membership and nearest-replay figures."""
+    res = train_student(trained, cfg=cfg)
+    det = calibrate_detector(res.detector, res.heldout, FAR, out_of_fold=res.out_of_fold)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    drawn = Replayer(det.vae, det.replay_threshold, noise=False).draw(replay, generator)
+    return det, {"first": membership(det, trained, withheld),
+                 "copy_trained": nearest_replay(det, trained, drawn),
+                 "copy_withheld": nearest_replay(det, withheld, drawn)}
+
+
 def run(trained: np.ndarray, withheld: np.ndarray, later: list[np.ndarray], seed: int
         ) -> dict[str, float]:
     cfg = TrainConfig(seed=seed)
-    res = train_student(trained, cfg=cfg)
-    det = calibrate_detector(res.detector, res.heldout, FAR, out_of_fold=res.out_of_fold)
-    generator = torch.Generator().manual_seed(seed)
-    replay = Replayer(det.vae, det.replay_threshold, noise=False).draw(REPLAY, generator)
-    out = {"first": membership(det, trained, withheld),
-           "copy_trained": nearest_replay(det, trained, replay),
-           "copy_withheld": nearest_replay(det, withheld, replay)}
+    det, out = first_model(trained, withheld, cfg)
     for key, fresh in zip(("next", "after_two"), later, strict=True):
         res = train_student(fresh, det, cfg)
         det = calibrate_detector(res.detector, res.heldout, FAR, teacher=det)

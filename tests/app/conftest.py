@@ -16,6 +16,7 @@ from app.api.deps import Services
 from app.auth import create_key
 from app.main import create_app
 from app.settings import Settings
+from models.synthetic import make_windows
 
 OPERATOR_KEY = "op-test-key"
 CHANNELS = ["pressure", "flow", "temp", "vibration"]
@@ -80,6 +81,14 @@ def windows_json(x: np.ndarray, start_s: int = 0) -> list[dict[str, Any]]:
         t = start_s + i
         out.append({"start": f"2026-11-28T05:{t // 60 % 60:02d}:{t % 60:02d}Z", "values": values})
     return out
+
+
+def coded_window(seed: int) -> np.ndarray:
+    """One normal window [1, WINDOW, 4] whose sensor 1 reads a fault code (3e38, finite in
+    float32) at step 3: an alarm under any model, named after that sensor."""
+    x = make_windows(1, 4, WINDOW, 0, seed=seed)
+    x[0, 3, 1] = 3e38
+    return x
 
 
 def post_windows(api: Api, line: str, x: np.ndarray, start_s: int = 0, **kw: Any

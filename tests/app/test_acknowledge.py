@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.tables import AuditEntry
 from models.synthetic import make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, metric, post_windows
+from tests.app.conftest import CHANNELS, WINDOW, Api, coded_window, metric, post_windows
 
 UNACKED, VERDICTS = "lifeline_anomaly_events_unacknowledged", "lifeline_anomaly_event_verdicts"
 
@@ -15,9 +15,7 @@ def _event(api: Api, line: str, seed: int) -> None:
     """One event: a window with a sensor's out-of-range code (always an alarm) at 20 x seed
     seconds, then normal windows from the line's event gap (60 s) on, until one is scored
     normal and closes it."""
-    code = make_windows(1, 4, WINDOW, 0, seed=seed)
-    code[0, 3, 1] = 3e38
-    assert post_windows(api, line, code, 20 * seed)[0]["anomaly"] is True
+    assert post_windows(api, line, coded_window(seed), 20 * seed)[0]["anomaly"] is True
     for s in range(seed + 1, seed + 20):
         normal = make_windows(1, 4, WINDOW, 0, seed=s)
         if not post_windows(api, line, normal, 20 * seed + 60 + s)[0]["anomaly"]:

@@ -15,6 +15,7 @@ from tests.app.conftest import (
     CHANNELS,
     WINDOW,
     Api,
+    coded_window,
     metric,
     post_windows,
     train_first_models,
@@ -87,8 +88,7 @@ def test_a_normal_window_within_the_gap_writes_nothing(api: Api) -> None:
     api.call("PUT", "/v1/lines/l", json={"channels": CHANNELS, "window": WINDOW,
                                          "min_windows": 100, "event_gap_s": 30})
     train_first_models(api, ["l"], make_windows(150, 4, WINDOW, 0, seed=1))
-    coded = make_windows(1, 4, WINDOW, 0, seed=2)
-    coded[0, 3, 1] = 3e38
+    coded = coded_window(2)
 
     def post(x: np.ndarray, start_s: int) -> list[bool]:
         return [res["anomaly"] for res in post_windows(api, "l", x, start_s, learn=False)]

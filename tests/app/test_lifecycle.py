@@ -16,7 +16,15 @@ from app.main import create_app
 from app.tables import BufferWindow, ModelVersion
 from models import from_bytes, score
 from models.synthetic import inject_fault, make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, sql_of, windows_json
+from tests.app.conftest import (
+    CHANNELS,
+    WINDOW,
+    Api,
+    coded_window,
+    settings_for,
+    sql_of,
+    windows_json,
+)
 
 LINE = "press-3"
 
@@ -102,9 +110,7 @@ def test_line_lifecycle(api: Api) -> None:
 
     # A sensor's out-of-range sentinel, finite in float32, is an alarm: it used to score NaN,
     # which no threshold flags, and so was buffered as normal.
-    sentinel = make_windows(1, 4, WINDOW, 0, seed=6)
-    sentinel[0, 3, 1] = 3e38
-    res = post(api, sentinel, learn=True)["results"][0]
+    res = post(api, coded_window(6), learn=True)["results"][0]
     assert res["anomaly"] is True and np.isfinite(res["score"]) and res["score_ratio"] > 1e6
     assert max(res["contributions"], key=res["contributions"].get) == CHANNELS[1]
     assert buffered_ids(api) == set()

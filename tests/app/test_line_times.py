@@ -18,6 +18,7 @@ from tests.app.conftest import (
     CHANNELS,
     WINDOW,
     Api,
+    coded_window,
     metric,
     post_windows,
     train_first_models,
@@ -105,13 +106,6 @@ def test_updated_at_is_when_an_operator_changed_the_line(api: Api) -> None:
     assert datetime.fromisoformat(changed["updated_at"]) > datetime.fromisoformat(created)
 
 
-def _coded(seed: int) -> np.ndarray:
-    """One window with a sensor's out-of-range code: anomalous to any model."""
-    x = make_windows(1, 4, WINDOW, 0, seed=seed)
-    x[0, 3, 1] = 3e38
-    return x
-
-
 def _events(api: Api) -> list[dict[str, object]]:
     return api.call("GET", "/v1/lines/l/anomalies").json()["anomalies"]  # type: ignore[no-any-return]
 
@@ -124,15 +118,16 @@ def test_a_fault_after_the_line_was_silent_is_a_new_event(api: Api) -> None:
     assert r.status_code == 201 and r.json()["silent_after_s"] == 600
     assert metric(api.client, SILENT_AFTER, 'line="l"') == 600.0
     train_first_models(api, ["l"], make_windows(150, 4, WINDOW, 0, seed=1))
-    [first] = post_windows(api, "l", _coded(2), 0, learn=False)
+    [first] = post_windows(api, "l", coded_window(2), 0, learn=False)
     assert first["anomaly"] and first["event_id"] is not None
     r = api.call("POST", f"/v1/lines/l/anomalies/{first['event_id']}/acknowledge", json={})
     assert r.status_code == 200, r.text
     _age_stamp(api, timedelta(seconds=590))  # quiet, but not for silent_after_s
-    assert post_windows(api, "l", _coded(3), 1, learn=False)[0]["event_id"] == first["event_id"]
+    [again] = post_windows(api, "l", coded_window(3), 1, learn=False)
+    assert again["event_id"] == first["event_id"]
     _age_stamp(api, timedelta(seconds=600))
     # the same data clock (a gateway's backlog would look so): silence is timed by arrival
-    [after] = post_windows(api, "l", _coded(4), 2, learn=False)
+    [after] = post_windows(api, "l", coded_window(4), 2, learn=False)
     assert after["anomaly"] and after["event_id"] not in (None, first["event_id"])
     new, old = _events(api)  # newest first
     assert (new["id"], new["open"], new["acknowledged_at"], new["windows"]) == (

@@ -4,11 +4,9 @@ retention guarantee would mean little if the model replayed its training windows
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from bench.membership import WINDOW, interleaved, membership, nearest_replay
-from models import TrainConfig, calibrate_detector, train_student
-from models.replay import Replayer
+from bench.membership import WINDOW, first_model, interleaved
+from models import TrainConfig
 from models.synthetic import make_windows
 from tests.spread import spread
 
@@ -31,12 +29,8 @@ def _trace(n: int, seed: int, memorise: bool) -> tuple[float, float]:
     x = make_windows(2 * n, 4, 16, 0, seed=seed)
     trained, withheld = x[::2], x[1::2]
     cfg = TrainConfig(seed=seed, **(MEMORISING if memorise else {}))
-    res = train_student(trained, cfg=cfg)
-    det = calibrate_detector(res.detector, res.heldout, 0.01, out_of_fold=res.out_of_fold)
-    replay = Replayer(det.vae, det.replay_threshold, noise=False).draw(
-        2000, torch.Generator().manual_seed(seed))
-    return (membership(det, trained, withheld),
-            nearest_replay(det, trained, replay) / nearest_replay(det, withheld, replay))
+    _, m = first_model(trained, withheld, cfg, replay=2000)
+    return m["first"], m["copy_trained"] / m["copy_withheld"]
 
 
 def test_a_first_model_replays_no_window_it_trained_on() -> None:
