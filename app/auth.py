@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.db import utcnow
+from app.db import DB_DOWN, utcnow
 from app.errors import ApiError
 from app.tables import ApiKey
 
@@ -116,7 +116,16 @@ def _cached(digest: str) -> Principal | None:
 def _lookup(session: Session, digest: str) -> Principal:
     if (who := _cached(digest)) is not None:
         return who
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    try:
+        row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    except DB_DOWN:
+        # A key this process once saw valid stays valid while the database cannot be asked:
+        # no key can be revoked meanwhile, and a gateway keeps its provisional scores
+        # (app/scorer.py). An unknown key gets the outage's 503.
+        session.rollback()  # the session is usable again once the database answers
+        if (hit := _cache.get(digest)) is None:
+            raise
+        return hit[1]
     if row is None or row.revoked_at is not None:
         _cache.pop(digest, None)
         raise ApiError(401, "invalid_api_key", "this API key is unknown or revoked")

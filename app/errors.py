@@ -23,6 +23,15 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
+class DatabaseDown(Exception):
+    """A scoring call the database did not answer; `provisional` is the batch's answer scored
+    without it (app/scorer.py), or None where this process could not score it."""
+
+    def __init__(self, provisional: dict[str, Any] | None) -> None:
+        super().__init__("the database did not answer")
+        self.provisional = provisional
+
+
 def not_found(kind: str, ident: object) -> ApiError:
     return ApiError(404, f"{kind}_not_found", f"no {kind.replace('_', ' ')} {ident!r}")
 
@@ -76,14 +85,21 @@ def install(app: FastAPI) -> None:
     async def _database(_: Request, exc: Exception) -> JSONResponse:
         """The database did not answer (down, restarting, unreachable, SQLite's writer held
         past busy_timeout, or every pooled connection busy past the pool's timeout): a
-        gateway should resend, not drop the batch."""
-        log.warning("database unavailable: %s", exc)
-        return JSONResponse(error_body(
-            "database_unavailable", "the database did not answer, so this request may not "
-            f"have been stored: send it again in {RETRY_AFTER_S} s or later (with a batch_id "
-            "it is counted once)"), 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        gateway should resend, not drop the batch. A scoring call's 503 may carry the batch's
+        scores all the same, for a gateway that acts on alarms at once."""
+        log.warning("database unavailable: %s", exc.__cause__ or exc)
+        message = ("the database did not answer, so this request may not have been stored: "
+                   f"send it again in {RETRY_AFTER_S} s or later (with a batch_id it is counted "
+                   "once)")
+        details = None
+        if (provisional := getattr(exc, "provisional", None)) is not None:
+            message += ("; details.provisional holds its scores under model version "
+                        f"{provisional['model_version']}, stored nowhere until it is sent again")
+            details = {"provisional": provisional}
+        return JSONResponse(error_body("database_unavailable", message, details), 503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
 
-    for down in DB_DOWN:
+    for down in (*DB_DOWN, DatabaseDown):
         app.add_exception_handler(down, _database)
 
     @app.exception_handler(Exception)

@@ -32,6 +32,16 @@ class Metrics:
                                registry=registry)
         self.anomalies = Counter("lifeline_anomalous_windows", "Windows flagged anomalous",
                                  ["line"], registry=registry)
+        # Scored while the database did not answer: answered in the 503's details, stored
+        # nowhere (app/scorer.py); a gateway's resend is counted again above.
+        self.provisional_windows = Counter(
+            "lifeline_provisional_windows_scored",
+            "Windows scored while the database did not answer (not stored)", ["line"],
+            registry=registry)
+        self.provisional_anomalies = Counter(
+            "lifeline_provisional_anomalous_windows",
+            "Windows flagged anomalous while the database did not answer (not stored)",
+            ["line"], registry=registry)
         # The alarm rate an operator lives with (EEMUA 191 counts alarms per hour): events,
         # not windows, since a fault's windows join one event (app/scorer.py).
         self.events = Counter("lifeline_anomaly_events", "Anomaly events opened", ["line"],
@@ -59,7 +69,8 @@ class Metrics:
     def forget(self, line_id: str) -> None:
         """A deleted line's series leave this process's /metrics (other replicas' at their
         next restart; the database-read gauges leave every replica's at once)."""
-        for metric in (self.windows, self.anomalies, self.events, self.stuck, self.sensor_alarms,
+        for metric in (self.windows, self.anomalies, self.provisional_windows,
+                       self.provisional_anomalies, self.events, self.stuck, self.sensor_alarms,
                        self.score_ratio, self.request_latency, self.retrain_duration,
                        self.retrains):
             metric.remove_by_labels({"line": line_id})

@@ -19,6 +19,12 @@ class ModelCache:
         self._items: OrderedDict[int, Detector] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, version_id: int) -> Detector | None:
+        """The model if this process holds it, without loading: what scoring has while the
+        database does not answer."""
+        with self._lock:
+            return self._items.get(version_id)
+
     def get(self, version_id: int, load: Callable[[], Detector]) -> Detector:
         with self._lock:
             det = self._items.get(version_id)

@@ -1,12 +1,13 @@
 """Score a batch of windows for a line: check it against the line, score with the cached model,
-group anomalies into events, offer normal windows to the fresh buffer, answer."""
+group anomalies into events, offer normal windows to the fresh buffer, answer. While the
+database does not answer, score from memory and answer in the 503 (a provisional answer)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import select
@@ -15,8 +16,8 @@ from sqlalchemy.orm import Session
 
 import models
 from app import batches, buffer
-from app.db import utcnow
-from app.errors import ApiError, not_found
+from app.db import DB_DOWN, utcnow
+from app.errors import ApiError, DatabaseDown, not_found
 from app.lines import get_line, vouched
 from app.metrics import Metrics
 from app.model_cache import ModelCache
@@ -30,15 +31,40 @@ from app.tables import AnomalyEvent, Line, ModelVersion
 SEEN_EVERY = timedelta(seconds=30)
 
 
+class Shape(Protocol):
+    """What a batch is checked against: a Line, or this process's last view of one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def channels(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class LineView:
+    """A line as this process's last scoring call read it, with its active model: enough to
+    score the line's windows while the database does not answer."""
+
+    id: str
+    window: int
+    channels: list[str]
+    model_id: int  # ModelVersion.id, the model cache's key
+    version: int
+    threshold: float
+
+
 @dataclass
 class ScoringContext:
     cache: ModelCache
     settings: Settings
     metrics: Metrics
     rng: np.random.Generator
+    views: dict[str, LineView] = field(default_factory=dict)  # by line id, one per line
 
 
-def to_array(req: ScoreRequest, line: Line) -> np.ndarray:
+def to_array(req: ScoreRequest, line: Shape) -> np.ndarray:
     """Windows as float32 [N, T, C] (null -> NaN), or a 422 naming the first bad window/row."""
     t, c = line.window, len(line.channels)
     for i, w in enumerate(req.windows):
@@ -60,7 +86,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def check_array(x: np.ndarray, line: Line) -> np.ndarray:
+def check_array(x: np.ndarray, line: Shape) -> np.ndarray:
     """A binary batch: float [N, T, C] with NaN for missing values, or a 422 saying so."""
     t, c = line.window, len(line.channels)
     if x.ndim != 3 or x.shape[1:] != (t, c) or x.shape[0] == 0:
@@ -89,7 +115,7 @@ class Batch:
     learn: bool = True
 
 
-def from_fast_request(req: FastScoreRequest, line: Line, values: np.ndarray | None,
+def from_fast_request(req: FastScoreRequest, line: Shape, values: np.ndarray | None,
                       validate: Callable[[], ScoreRequest]) -> Batch:
     """The batch as one array (`values` when the body was decoded straight into it); when its
     shape does not fit the line, the full schema and row checks name the culprit."""
@@ -104,18 +130,21 @@ def from_fast_request(req: FastScoreRequest, line: Line, values: np.ndarray | No
     return Batch(check_array(x, line), [w.start for w in req.windows], req.batch_id, req.learn)
 
 
-def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch],
+def score_batch(session: Session, *, line_id: str, parse: Callable[[Shape], Batch],
                 size: int, batch_id: str | None, ctx: ScoringContext) -> dict[str, Any]:
     """`parse` turns the body into a Batch once the line is known (its shape checks need it);
-    `size` and `batch_id` are known before parsing, so a replay is answered unparsed."""
-    line = get_line(session, line_id)
-    if batch_id is not None and (seen := batches.recall(session, line_id, batch_id)):
-        return seen
-    if size > ctx.settings.max_batch_windows:
-        raise ApiError(413, "batch_too_large", f"{size} windows in one batch; "
-                       f"send at most {ctx.settings.max_batch_windows}")
-    batch = parse(line)
-    version, threshold, results = _score(session, line, batch.windows, ctx)
+    `size` and `batch_id` are known before parsing, so a replay is answered unparsed. When the
+    database does not answer, DatabaseDown carries the batch's scores all the same, stored
+    nowhere: the line's alarms reach its gateway through an outage."""
+    try:
+        line = get_line(session, line_id)
+        if batch_id is not None and (seen := batches.recall(session, line_id, batch_id)):
+            return seen
+        _check_size(size, ctx)
+        batch = parse(line)
+        version, threshold, results = _score(session, line, batch.windows, ctx)
+    except DB_DOWN as exc:
+        raise DatabaseDown(_provisional(line_id, parse, size, ctx)) from exc
     response = {"line_id": line_id, "model_version": version, "threshold": threshold,
                 "results": results}
     opened = 0
@@ -129,8 +158,35 @@ def score_batch(session: Session, *, line_id: str, parse: Callable[[Line], Batch
         if first is None:
             raise
         return first
+    except DB_DOWN as exc:  # scored, not stored: the events it would have opened do not exist
+        for r in results:
+            r["event_id"] = None
+        _observe_provisional(ctx.metrics, line_id, results)
+        raise DatabaseDown(response if version is not None else None) from exc
     _observe(ctx.metrics, line_id, results, opened)
     return response
+
+
+def _check_size(size: int, ctx: ScoringContext) -> None:
+    if size > ctx.settings.max_batch_windows:
+        raise ApiError(413, "batch_too_large", f"{size} windows in one batch; "
+                       f"send at most {ctx.settings.max_batch_windows}")
+
+
+def _provisional(line_id: str, parse: Callable[[Shape], Batch], size: int,
+                 ctx: ScoringContext) -> dict[str, Any] | None:
+    """The answer from this process's last view of the line and its model in memory, or None
+    when it has neither. The view may be behind another replica's change made just before the
+    outage (a new version activated): the answer names the version it scored with."""
+    view = ctx.views.get(line_id)
+    det = ctx.cache.peek(view.model_id) if view is not None else None
+    if view is None or det is None:
+        return None
+    _check_size(size, ctx)
+    results = _results(det, parse(view).windows, view.channels, ctx.settings)
+    _observe_provisional(ctx.metrics, line_id, results)
+    return {"line_id": line_id, "model_version": view.version, "threshold": view.threshold,
+            "results": results}
 
 
 def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
@@ -146,6 +202,19 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         raise not_found("line", line.id)
     vid, version, threshold = active
     det = ctx.cache.get(vid, lambda: _load(session, vid, line, version))
+    _remember(ctx, LineView(line.id, line.window, list(line.channels), vid, version, threshold))
+    return version, threshold, _results(det, x, line.channels, ctx.settings)
+
+
+def _remember(ctx: ScoringContext, view: LineView) -> None:
+    if view.id not in ctx.views:  # the series start at 0, so increase() counts an outage's first
+        ctx.metrics.provisional_windows.labels(view.id)
+        ctx.metrics.provisional_anomalies.labels(view.id)
+    ctx.views[view.id] = view
+
+
+def _results(det: models.Detector, x: np.ndarray, channels: list[str], settings: Settings
+             ) -> list[dict[str, Any]]:
     s = models.score(det, x)
     # Whole-batch conversions to Python numbers: a float() and round() per value cost 3.4 ms of
     # a 256-window request (7 % of the server's CPU in a py-spy profile), these 0.7 ms.
@@ -154,7 +223,7 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
     limits: list[float] = s.limit.tolist()
     ratios: list[float] = s.ratio.tolist()
     regimes: list[int] = s.regime.tolist()
-    scored: list[bool] = np.greater_equal(s.observed, ctx.settings.min_observed_fraction).tolist()
+    scored: list[bool] = np.greater_equal(s.observed, settings.min_observed_fraction).tolist()
     held: list[list[bool]] = s.stuck.tolist()
     over: list[list[bool]] = s.over_limit.tolist()
     anomalous: list[bool] = s.anomalous().tolist()
@@ -164,15 +233,15 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
             results.append(_unscored(i, "insufficient_data"))
             continue
         sc = scores[i]
-        stuck = [ch for ch, flag in zip(line.channels, held[i], strict=True) if flag]
-        alarm = [ch for ch, flag in zip(line.channels, over[i], strict=True) if flag]
+        stuck = [ch for ch, flag in zip(channels, held[i], strict=True) if flag]
+        alarm = [ch for ch, flag in zip(channels, over[i], strict=True) if flag]
         results.append({"index": i, "status": "scored", "score": sc,
                         "score_ratio": ratios[i],
                         "anomaly": anomalous[i],
                         "regime": regimes[i], "threshold": limits[i],
-                        "contributions": dict(zip(line.channels, shares[i], strict=True)),
+                        "contributions": dict(zip(channels, shares[i], strict=True)),
                         "stuck_channels": stuck, "alarm_channels": alarm, "event_id": None})
-    return version, threshold, results
+    return results
 
 
 def _load(session: Session, vid: int, line: Line, version: int) -> models.Detector:
@@ -313,3 +382,11 @@ def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]], events_ope
     hist = m.score_ratio.labels(line_id)
     for r in scored:
         hist.observe(r["score_ratio"])
+
+
+def _observe_provisional(m: Metrics, line_id: str, results: list[dict[str, Any]]) -> None:
+    """Counted apart from the stored windows: a gateway that resends the batch once the
+    database answers has it scored and counted again."""
+    scored = [r for r in results if r["status"] == "scored"]
+    m.provisional_windows.labels(line_id).inc(len(scored))
+    m.provisional_anomalies.labels(line_id).inc(sum(1 for r in scored if r["anomaly"]))

@@ -40,3 +40,4 @@ def delete_line(line_id: LineId, session: DB, who: Operator, svc: Svc) -> None:
     deleted (the audit trail keeps the deletion). A job running on it stops within seconds."""
     lines.delete_line(session, line_id=line_id, actor=who.actor)
     svc.metrics.forget(line_id)
+    svc.scoring.views.pop(line_id, None)  # scored no more through an outage (app/scorer.py)

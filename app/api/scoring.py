@@ -16,7 +16,7 @@ from app.api import json_windows
 from app.api.deps import DB, Gateway, Svc
 from app.api.lines import LineId
 from app.errors import ApiError
-from app.schemas.errors import documented
+from app.schemas.errors import SCORED_503, documented
 from app.schemas.scoring import FastScoreRequest, ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/v1/lines", tags=["scoring"], responses=documented(401, 403, 500, 503))
@@ -47,7 +47,7 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/{line_id}/windows", response_model=ScoreResponse, openapi_extra=_BODY_DOC,
-             responses=documented(400, 404, 413, 422))
+             responses=documented(400, 404, 413, 422) | SCORED_503)
 async def post_windows(line_id: LineId, request: Request, session: DB, _: Gateway, svc: Svc,
                        batch_id: str | None = None, learn: bool = True) -> Response:
     t0 = time.perf_counter()

@@ -36,3 +36,9 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses (a route's 422 replaces FastAPI's own
     validation schema, which is not the shape this service answers with)."""
     return {s: {"model": ErrorOut, "description": _WHY[s]} for s in statuses}
+
+
+# Scoring's 503 (app/scorer.py): the contract's retry, and the scores where they could be had.
+SCORED_503: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": (
+    _WHY[503] + "; for a line whose model this replica holds, `details.provisional` is the "
+    "batch's answer in the 200's shape, scored but stored nowhere until the batch is resent")}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,12 +12,15 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api.deps import Services
 from app.auth import create_key
 from app.main import create_app
 from app.settings import Settings
 from models.synthetic import make_windows
+from tests.app.proxy import Proxy
+from tests.conftest import pg_schema
 
 OPERATOR_KEY = "op-test-key"
 CHANNELS = ["pressure", "flow", "temp", "vibration"]
@@ -54,6 +58,17 @@ def settings_for(url: str, **kw: Any) -> Settings:
     base = dict(database_url=url, scheduler_enabled=False, train_executor="thread",
                 train_max_epochs=15, bootstrap_operator_key=OPERATOR_KEY, buffer_limit=5000)
     return Settings(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def proxied_pg(pg_url: str) -> Iterator[tuple[str, Proxy]]:  # pg_url: skips or fails without one
+    """A PostgreSQL database reached through a Proxy the test cuts to stage an outage."""
+    with pg_schema("lifeline_outage") as url:
+        proxy = Proxy(5432)
+        try:
+            yield url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), proxy
+        finally:
+            proxy.close()
 
 
 @pytest.fixture
@@ -99,6 +114,23 @@ def post_windows(api: Api, line: str, x: np.ndarray, start_s: int = 0, **kw: Any
                  json={"windows": windows_json(x, start_s), **kw})
     assert r.status_code == 200, r.text
     return r.json()["results"]  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def every_connection_held(api: Api) -> Iterator[None]:
+    """Every connection the service's pool will give, held: a request meanwhile waits out
+    LIFELINE_DATABASE_POOL_TIMEOUT_S for one."""
+    engine, held = api.svc.sessions.kw["bind"], []
+    try:
+        while True:
+            try:
+                held.append(engine.connect())
+            except PoolTimeout:
+                break
+        yield
+    finally:
+        for conn in held:
+            conn.close()
 
 
 def sql_of(api: Api, act: Callable[[], object]) -> list[str]:

@@ -6,17 +6,13 @@ contract's shape, and every other line goes on scoring."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.main import create_app
 from app.tables import ModelVersion
@@ -26,68 +22,12 @@ from tests.app.conftest import (
     OPERATOR_KEY,
     WINDOW,
     Api,
+    every_connection_held,
     settings_for,
     train_first_models,
     windows_json,
 )
-from tests.conftest import pg_schema
-
-
-class Proxy:
-    """TCP forwarder to PostgreSQL; while cut, it drops every connection, open or new."""
-
-    def __init__(self, port: int) -> None:
-        self.target, self.cut = port, False
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            if self.cut:
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            self.open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            s.close()
-
-    def set_cut(self, cut: bool) -> None:
-        self.cut = cut
-        if cut:
-            for s in self.open:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            self.open.clear()
-
-    def close(self) -> None:
-        self.set_cut(True)
-        self.server.close()
-
-
-@pytest.fixture
-def proxied_pg(pg_url: str) -> Iterator[tuple[str, Proxy]]:  # pg_url: skips or fails without one
-    with pg_schema("lifeline_outage") as url:
-        proxy = Proxy(5432)
-        try:
-            yield url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), proxy
-        finally:
-            proxy.close()
+from tests.app.proxy import Proxy
 
 
 @pytest.mark.postgres
@@ -206,19 +146,10 @@ def test_every_database_connection_busy_is_a_503_to_retry(db_url: str) -> None:
         assert api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW}
                         ).status_code == 201
         body = {"windows": windows_json(make_windows(2, 4, WINDOW, 0))}
-        engine, held = api.svc.sessions.kw["bind"], []
-        try:
-            while True:  # every connection the pool will give
-                try:
-                    held.append(engine.connect())
-                except PoolTimeout:
-                    break
+        with every_connection_held(api):
             r = api.call("POST", "/v1/lines/p/windows", json=body)
-            assert (r.status_code, r.json()["error"]["code"]) == (503, "database_unavailable")
-            assert int(r.headers["Retry-After"]) > 0
-        finally:
-            for conn in held:
-                conn.close()
+        assert (r.status_code, r.json()["error"]["code"]) == (503, "database_unavailable")
+        assert int(r.headers["Retry-After"]) > 0
         assert api.call("POST", "/v1/lines/p/windows", json=body).status_code == 200
 
 
