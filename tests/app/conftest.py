@@ -18,7 +18,7 @@ from app.api.deps import Services
 from app.auth import create_key
 from app.main import create_app
 from app.settings import Settings
-from models.synthetic import make_windows
+from models.synthetic import inject_fault, make_windows
 from tests.app.proxy import Proxy
 from tests.conftest import pg_schema
 
@@ -158,6 +158,34 @@ def _writes(statement: str) -> bool:
     q = statement.upper()
     return q.lstrip().startswith(("UPDATE", "INSERT", "DELETE", "BEGIN IMMEDIATE")) \
         or "FOR UPDATE" in q or "FOR NO KEY UPDATE" in q
+
+
+def exported_series(api: Api) -> set[str]:
+    """Every series name on /metrics as a line trains, scores, alarms, sees a stuck sensor and
+    retrains (a labelled metric shows only after its first sample)."""
+    r = api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW,
+                                             "min_windows": 200})
+    assert r.status_code == 201, r.text
+    train_first_models(api, ["p"], make_windows(250, 4, WINDOW, 0, seed=1))
+    fault = inject_fault(make_windows(4, 4, WINDOW, 0, seed=2), channel=2, magnitude=12.0)
+    assert any(x["anomaly"] for x in post_windows(api, "p", fault))
+    held = make_windows(1, 4, WINDOW, 0, seed=4)
+    held[0, :, 0] = held[0, 0, 0]  # sensor 0 stuck at one reading
+    assert post_windows(api, "p", held, learn=False)[0]["stuck_channels"] == [CHANNELS[0]]
+    post_windows(api, "p", make_windows(250, 4, WINDOW, 0, seed=3))
+    assert api.call("POST", "/v1/lines/p/retrain").status_code == 202
+    queued = api.call("GET", "/metrics").text  # a job's age
+    api.tick()
+    assert api.call("GET", "/v1/lines/p").json()["active_model"]["version"] == 2
+    retrained = api.call("GET", "/metrics").text  # a student's gate figures against its teacher
+    return {m.group(1) for m in re.finditer(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]",
+                                            queued + retrained, re.M)}
+
+
+def metrics_named(expr: str) -> set[str]:
+    """The metrics a PromQL expression reads (Lifeline's, and Prometheus's own `up`)."""
+    expr = re.sub(r'"[^"]*"', "", expr)  # label values are not metric names
+    return set(re.findall(r"\b(lifeline_[a-z0-9_]+|up)\b", expr))
 
 
 def metric(client: TestClient, name: str, labels: str = "") -> float:
