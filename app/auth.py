@@ -71,6 +71,11 @@ def ensure_bootstrap_key(session: Session, key: str | None) -> None:
 # Valid keys are remembered this long per process, sparing a query per request; a revocation
 # therefore takes effect within this many seconds on every replica.
 KEY_CACHE_S = 10.0
+# While the database cannot be asked, a key this process found valid this recently still
+# counts, so that a gateway keeps its provisional scores through an outage (app/scorer.py):
+# a gateway posting all along was checked seconds before it. A key revoked on another replica
+# is refused here this long after this process last checked it; an unknown key gets the 503.
+KEY_OUTAGE_S = 900.0
 _cache: dict[str, tuple[float, Principal]] = {}
 
 
@@ -119,11 +124,9 @@ def _lookup(session: Session, digest: str) -> Principal:
     try:
         row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     except DB_DOWN:
-        # A key this process once saw valid stays valid while the database cannot be asked:
-        # no key can be revoked meanwhile, and a gateway keeps its provisional scores
-        # (app/scorer.py). An unknown key gets the outage's 503.
         session.rollback()  # the session is usable again once the database answers
-        if (hit := _cache.get(digest)) is None:
+        hit = _cache.get(digest)
+        if hit is None or time.monotonic() - hit[0] >= KEY_OUTAGE_S:
             raise
         return hit[1]
     if row is None or row.revoked_at is not None:

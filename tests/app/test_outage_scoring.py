@@ -130,17 +130,22 @@ def test_an_outage_answers_a_scored_503_and_the_batch_sent_again_is_stored(
         assert _down(api.call("POST", "/v1/lines/p/windows", json=body)) is None
 
 
-def test_every_connection_busy_still_scores_a_line_in_memory(db_url: str) -> None:
+def test_every_connection_busy_still_scores_a_line_in_memory(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The embedded SQLite too: every pooled connection held, the batch is scored from memory
-    in the 503's details."""
+    in the 503's details, for a key checked within KEY_OUTAGE_S; one checked longer ago is
+    not taken on trust (it may have been revoked on another replica meanwhile)."""
+    monkeypatch.setattr(auth, "KEY_CACHE_S", 0.0)  # every request asks the database for its key
     with TestClient(create_app(settings_for(db_url, train_max_epochs=3,
                                             database_pool_timeout_s=0.2))) as client:
         api = Api(client, {})
         _with_model(api, "p")
         x = _batch()
         stored = post_windows(api, "p", x, learn=False)
+        body = {"windows": windows_json(x)}
         with every_connection_held(api):
-            r = api.call("POST", "/v1/lines/p/windows", json={"windows": windows_json(x)})
-        provisional = _down(r)
+            provisional = _down(api.call("POST", "/v1/lines/p/windows", json=body))
+            monkeypatch.setattr(auth, "KEY_OUTAGE_S", 0.0)
+            assert _down(api.call("POST", "/v1/lines/p/windows", json=body)) is None
         assert provisional is not None
         _same_scores(provisional, "p", stored)
