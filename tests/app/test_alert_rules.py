@@ -1,9 +1,15 @@
-"""The shipped Prometheus alerts (docker/prometheus/alerts.yml) parse, and name only metrics the
-service exports: a rule on a renamed or misspelt metric never fires, and one that does not
-parse stops Prometheus loading the whole file; nothing else would say so."""
+"""The shipped Prometheus alerts (docker/prometheus/alerts.yml) parse, name only metrics the
+service exports (a rule on a renamed or misspelt metric never fires, and one that does not
+parse stops Prometheus loading the whole file; nothing else would say so), and fire when and
+only when they should: promtool's unit tests (alert_scenarios.yml) on series as the replicas
+export them."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import promql_parser
@@ -13,6 +19,7 @@ import yaml
 from tests.app.conftest import Api, exported_series, metrics_named
 
 RULES = Path(__file__).resolve().parents[2] / "docker" / "prometheus" / "alerts.yml"
+SCENARIOS = Path(__file__).with_name("alert_scenarios.yml")
 PROMETHEUS_OWN = {"up"}  # made by Prometheus, not the service
 
 
@@ -47,3 +54,37 @@ def test_an_ongoing_event_does_not_alert_while_its_line_is_silent() -> None:
     silent = next(r for r in _rules() if r["alert"] == "LifelineLineSilent")
     assert isinstance(expr.rhs, promql_parser.ParenExpr)
     assert str(expr.rhs.expr) == str(promql_parser.parse(silent["expr"]))
+
+
+def _promtool() -> str:
+    """On PATH, or beside this venv's python, where `make test` unpacks it from Debian's
+    prometheus package; CI (LIFELINE_REQUIRE_PROMTOOL=1) fails without it."""
+    beside = Path(sys.executable).with_name("promtool")
+    found = shutil.which("promtool") or (str(beside) if beside.exists() else None)
+    if found is None:
+        why = "promtool not found: `make test` unpacks it where apt-get can fetch Debian's " \
+              "prometheus package"
+        if os.environ.get("LIFELINE_REQUIRE_PROMTOOL") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    return found
+
+
+def test_every_alert_fires_when_and_only_when_its_scenario_says(tmp_path: Path) -> None:
+    """promtool compares annotations word for word, so the scenarios run against the rules
+    without them; `check rules` checks the annotations' templates."""
+    promtool = _promtool()
+    check = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    rules = yaml.safe_load(RULES.read_text())
+    for rule in (r for g in rules["groups"] for r in g["rules"]):
+        rule.pop("annotations", None)
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rules))
+    shutil.copy(SCENARIOS, tmp_path)
+    run = subprocess.run([promtool, "test", "rules", SCENARIOS.name], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    tested = {t["alertname"] for case in yaml.safe_load(SCENARIOS.read_text())["tests"]
+              for t in case["alert_rule_test"]}
+    assert tested == {r["alert"] for r in _rules()}, "every alert has a scenario"
