@@ -92,7 +92,8 @@ def install(app: FastAPI) -> None:
                    f"send it again in {RETRY_AFTER_S} s or later (with a batch_id it is counted "
                    "once)")
         details = None
-        if (provisional := getattr(exc, "provisional", None)) is not None:
+        provisional = exc.provisional if isinstance(exc, DatabaseDown) else None
+        if provisional is not None:
             message += ("; details.provisional holds its scores under model version "
                         f"{provisional['model_version']}, stored nowhere until it is sent again")
             details = {"provisional": provisional}
