@@ -61,7 +61,8 @@ class Settings(BaseSettings):
                                   "remembered: a retry within it is answered again, counted once")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     min_observed_fraction: float = Field(0.5, gt=0, le=1, description="below: insufficient_data")
-    model_cache_size: int = Field(64, ge=1)
+    model_cache_size: int = Field(64, ge=1, description="loaded models kept per process; a "
+                                  "line among them is also scored through a database outage")
     score_threads: int = Field(1, ge=1, description="torch threads used by scoring requests")
 
 
