@@ -27,14 +27,15 @@ def _panels() -> list[dict[str, Any]]:
 
 
 def _queries() -> list[tuple[str, str]]:
-    """(panel title, query as Prometheus receives it)."""
+    """(panel or annotation, query as Prometheus receives it)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    named = [(p["title"], t["expr"]) for p in _panels() for t in p["targets"]]
+    named += [(a["name"], a["expr"]) for a in dashboard["annotations"]["list"]]
     out = []
-    for panel in _panels():
-        for target in panel["targets"]:
-            expr = target["expr"]
-            for var, value in FILLED.items():
-                expr = expr.replace(var, value)
-            out.append((panel["title"], expr))
+    for title, expr in named:
+        for var, value in FILLED.items():
+            expr = expr.replace(var, value)
+        out.append((title, expr))
     return out
 
 
@@ -44,15 +45,15 @@ def test_every_panel_query_parses_as_promql() -> None:
         try:
             promql_parser.parse(expr)
         except ValueError as exc:
-            pytest.fail(f"panel {title!r}: {exc}\n{expr}")
+            pytest.fail(f"{title!r}: {exc}\n{expr}")
 
 
 def test_every_panel_reads_metrics_the_service_exports(api: Api) -> None:
     exported = exported_series(api)
     for title, expr in _queries():
         named = metrics_named(expr)
-        assert named, f"panel {title!r} reads no Lifeline metric"
-        assert not named - exported, f"panel {title!r} reads {sorted(named - exported)}, " \
+        assert named, f"{title!r} reads no Lifeline metric"
+        assert not named - exported, f"{title!r} reads {sorted(named - exported)}, " \
                                      "which /metrics lacks"
     lines = json.loads(DASHBOARD.read_text())["templating"]["list"][0]["definition"]
     assert metrics_named(lines) <= exported and "line" in lines  # label_values(metric, line)
