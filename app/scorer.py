@@ -202,15 +202,22 @@ def _score(session: Session, line: Line, x: np.ndarray, ctx: ScoringContext
         raise not_found("line", line.id)
     vid, version, threshold = active
     det = ctx.cache.get(vid, lambda: _load(session, vid, line, version))
-    _remember(ctx, LineView(line.id, line.window, list(line.channels), vid, version, threshold))
+    _remember(ctx, line, vid, version, threshold)
     return version, threshold, _results(det, x, line.channels, ctx.settings)
 
 
-def _remember(ctx: ScoringContext, view: LineView) -> None:
-    if view.id not in ctx.views:  # the series start at 0, so increase() counts an outage's first
-        ctx.metrics.provisional_windows.labels(view.id)
-        ctx.metrics.provisional_anomalies.labels(view.id)
-    ctx.views[view.id] = view
+def _remember(ctx: ScoringContext, line: Line, vid: int, version: int, threshold: float
+              ) -> None:
+    """Renewed only when the line's active model changes: a version never changes, and a
+    line's shape is fixed while it has a model (app/lines.py)."""
+    seen = ctx.views.get(line.id)
+    if seen is not None and seen.model_id == vid:
+        return
+    if seen is None:  # the series start at 0, so increase() counts an outage's first windows
+        ctx.metrics.provisional_windows.labels(line.id)
+        ctx.metrics.provisional_anomalies.labels(line.id)
+    ctx.views[line.id] = LineView(line.id, line.window, list(line.channels), vid, version,
+                                  threshold)
 
 
 def _results(det: models.Detector, x: np.ndarray, channels: list[str], settings: Settings

@@ -89,6 +89,14 @@ def train_first_models(api: Api, lines: list[str], windows: np.ndarray) -> None:
         assert api.call("GET", f"/v1/lines/{line}").json()["state"] == "ready", line
 
 
+def line_with_model(api: Api, line: str) -> None:
+    """A new line on CHANNELS x WINDOW and its first model, trained on 250 normal windows."""
+    r = api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
+                                                   "min_windows": 200})
+    assert r.status_code == 201, r.text
+    train_first_models(api, [line], make_windows(250, 4, WINDOW, 0, seed=1))
+
+
 def windows_json(x: np.ndarray, start_s: int = 0) -> list[dict[str, Any]]:
     out = []
     for i, w in enumerate(x):
@@ -163,10 +171,7 @@ def _writes(statement: str) -> bool:
 def exported_series(api: Api) -> set[str]:
     """Every series name on /metrics as a line trains, scores, alarms, sees a stuck sensor and
     retrains (a labelled metric shows only after its first sample)."""
-    r = api.call("PUT", "/v1/lines/p", json={"channels": CHANNELS, "window": WINDOW,
-                                             "min_windows": 200})
-    assert r.status_code == 201, r.text
-    train_first_models(api, ["p"], make_windows(250, 4, WINDOW, 0, seed=1))
+    line_with_model(api, "p")
     fault = inject_fault(make_windows(4, 4, WINDOW, 0, seed=2), channel=2, magnitude=12.0)
     assert any(x["anomaly"] for x in post_windows(api, "p", fault))
     held = make_windows(1, 4, WINDOW, 0, seed=4)

@@ -23,6 +23,7 @@ from tests.app.conftest import (
     WINDOW,
     Api,
     every_connection_held,
+    line_with_model,
     settings_for,
     train_first_models,
     windows_json,
@@ -185,10 +186,7 @@ def test_an_unexpected_fault_answers_in_the_contract_s_shape(
         api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fault no handler foresaw (here the scoring itself fails, as a device out of memory
     would): a 500 `internal_error` in the contract's JSON shape, not Starlette's plain text."""
-    r = api.call("PUT", "/v1/lines/m", json={"channels": CHANNELS, "window": WINDOW,
-                                             "min_windows": 200})
-    assert r.status_code == 201
-    train_first_models(api, ["m"], make_windows(250, 4, WINDOW, 0, seed=1))
+    line_with_model(api, "m")
 
     def out_of_memory(*_: object, **__: object) -> None:
         raise RuntimeError("out of memory")

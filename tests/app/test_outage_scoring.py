@@ -20,20 +20,13 @@ from tests.app.conftest import (
     Api,
     coded_window,
     every_connection_held,
+    line_with_model,
     metric,
     post_windows,
     settings_for,
-    train_first_models,
     windows_json,
 )
 from tests.app.proxy import Proxy
-
-
-def _with_model(api: Api, line: str) -> None:
-    r = api.call("PUT", f"/v1/lines/{line}", json={"channels": CHANNELS, "window": WINDOW,
-                                                   "min_windows": 200})
-    assert r.status_code == 201, r.text
-    train_first_models(api, [line], make_windows(250, 4, WINDOW, 0, seed=1))
 
 
 def _batch() -> np.ndarray:
@@ -70,7 +63,7 @@ def test_an_outage_answers_a_scored_503_and_the_batch_sent_again_is_stored(
     monkeypatch.setattr(auth, "KEY_CACHE_S", 0.0)  # every request asks the database for its key
     with TestClient(create_app(settings_for(url, train_max_epochs=3))) as client:
         api = Api(client, {})
-        _with_model(api, "p")
+        line_with_model(api, "p")
         assert api.call("PUT", "/v1/lines/w", json={"channels": CHANNELS, "window": WINDOW}
                         ).status_code == 201  # warming up: no model to score with
         x = _batch()
@@ -139,7 +132,7 @@ def test_every_connection_busy_still_scores_a_line_in_memory(
     with TestClient(create_app(settings_for(db_url, train_max_epochs=3,
                                             database_pool_timeout_s=0.2))) as client:
         api = Api(client, {})
-        _with_model(api, "p")
+        line_with_model(api, "p")
         x = _batch()
         stored = post_windows(api, "p", x, learn=False)
         body = {"windows": windows_json(x)}
