@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.db import DB_DOWN, utcnow
 from app.errors import ApiError
+from app.schemas.lines import LINE_ID
 from app.tables import ApiKey
 
 ROLES = ("gateway", "viewer", "operator")
@@ -27,6 +30,7 @@ class Principal:
     key_id: int
     name: str
     role: str
+    lines: frozenset[str] | None = None  # a gateway key's lines; None: every line
 
     @property
     def actor(self) -> str:
@@ -39,17 +43,46 @@ def hash_key(key: str) -> str:
 
 
 def create_key(
-    session: Session, *, role: str, name: str, actor: str, key: str | None = None
+    session: Session, *, role: str, name: str, actor: str, key: str | None = None,
+    lines: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key (returned once, stored hashed), recorded in the audit trail as `actor`'s."""
+    """A new key (returned once, stored hashed), recorded in the audit trail as `actor`'s.
+    `lines` limits a gateway key to posting those lines' windows: a gateway's key, if it
+    leaks, then cannot feed other lines data that their next retrain would learn as normal.
+    The lines need not exist yet (a key is often made before its line)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    if lines is not None:
+        _check_lines(role, lines)
     key = key or "ll_" + secrets.token_urlsafe(32)
-    row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8])
+    row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8],
+                 lines=sorted(set(lines)) if lines is not None else None)
     session.add(row)
     session.flush()
-    audit.record(session, actor=actor, action="key.create", key_id=row.id, role=role, name=name)
+    details: dict[str, Any] = {"key_id": row.id, "role": role, "name": name}
+    if row.lines is not None:
+        details["lines"] = row.lines
+    audit.record(session, actor=actor, action="key.create", **details)
     return row, key
+
+
+def _check_lines(role: str, lines: list[str]) -> None:
+    if role != "gateway":
+        raise ValueError(f"only gateway keys are limited to lines; a {role} key sees every line")
+    if not lines:
+        raise ValueError("name at least one line (leave the limit out for every line)")
+    if bad := [line for line in lines if not re.fullmatch(LINE_ID, line)]:
+        raise ValueError(f"not a line id: {', '.join(map(repr, bad))} (1-64 of A-Z a-z 0-9 _ . -)")
+
+
+def may_post(who: Principal, line_id: str) -> None:
+    """A 403 unless the key may post windows to the line. Checked before the line is read, so
+    a limited key learns nothing of lines outside its list, not even whether they exist."""
+    if who.lines is not None and line_id not in who.lines:
+        raise ApiError(403, "line_not_allowed",
+                       f"this key may post windows to {', '.join(sorted(who.lines))} only, not "
+                       f"{line_id!r}; use that line's gateway key, or ask an operator for one",
+                       {"line_id": line_id, "lines": sorted(who.lines)})
 
 
 def ensure_bootstrap_key(session: Session, key: str | None) -> None:
@@ -132,7 +165,8 @@ def _lookup(session: Session, digest: str) -> Principal:
     if row is None or row.revoked_at is not None:
         _cache.pop(digest, None)
         raise ApiError(401, "invalid_api_key", "this API key is unknown or revoked")
-    who = Principal(row.id, row.name, row.role)
+    who = Principal(row.id, row.name, row.role,
+                    frozenset(row.lines) if row.lines is not None else None)
     _cache[digest] = (time.monotonic(), who)
     return who
 

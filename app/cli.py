@@ -22,11 +22,12 @@ def _sessions():  # type: ignore[no-untyped-def]
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app import logs
     from app.main import create_app
 
     s = get_settings()
     uvicorn.run(create_app(s), host=args.host or s.host, port=args.port or s.port,
-                log_level="info", access_log=False)
+                log_config=logs.config(s), access_log=False)
     return 0
 
 
@@ -44,16 +45,20 @@ def cmd_keys(args: argparse.Namespace) -> int:
     migrate.upgrade(get_settings().database_url)
     with _sessions()() as s:
         if args.action == "create":
-            row, key = create_key(s, role=args.role, name=args.name or args.role,
-                                  actor=_actor())
+            try:
+                row, key = create_key(s, role=args.role, name=args.name or args.role,
+                                      actor=_actor(), lines=args.line)
+            except ValueError as exc:
+                print(f"lifeline keys create: {exc}", file=sys.stderr)
+                return 2
             s.commit()
-            print(f"created key {row.id} ({row.role}, {row.name}); "
+            print(f"created key {row.id} ({row.role}, {row.name}, {_scope(row)}); "
                   "store it now, it is not shown again:")
             print(key)
         elif args.action == "list":
             for k in s.scalars(select(ApiKey).order_by(ApiKey.id)):
                 state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
-                print(f"{k.id}\t{k.role}\t{k.name}\t{k.prefix}...\t{state}")
+                print(f"{k.id}\t{k.role}\t{k.name}\t{k.prefix}...\t{state}\t{_scope(k)}")
         else:
             if not revoke_key(s, args.key_id, actor=_actor()):
                 print(f"no active key {args.key_id}", file=sys.stderr)
@@ -61,6 +66,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
             s.commit()
             print(f"revoked key {args.key_id}")
     return 0
+
+
+def _scope(k: ApiKey) -> str:
+    return "every line" if k.lines is None else "lines " + ",".join(k.lines)
 
 
 def _actor() -> str:
@@ -84,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
     create = ksub.add_parser("create")
     create.add_argument("--role", choices=ROLES, required=True)
     create.add_argument("--name")
+    create.add_argument("--line", action="append", metavar="LINE_ID",
+                        help="a gateway key may post to this line only (repeat for several); "
+                             "without it, to every line")
     ksub.add_parser("list")
     rev = ksub.add_parser("revoke")
     rev.add_argument("key_id", type=int)

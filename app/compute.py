@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import multiprocessing.synchronize
 import threading
 from collections.abc import Callable
 from concurrent.futures import (
@@ -21,6 +22,9 @@ from typing import Any, Literal
 
 # Shared memory that works across threads as across processes, so both executors share one path.
 _ctx = multiprocessing.get_context("spawn")
+
+
+Flag = threading.Event | multiprocessing.synchronize.Event
 
 
 class Interrupted(Exception):
@@ -67,7 +71,8 @@ class Compute:
     memory never touch the process that answers scoring requests."""
 
     def __init__(self, kind: Literal["process", "thread"]) -> None:
-        self._stop, self._cancel = _ctx.Event(), _ctx.Event()
+        self._stop: Flag = _ctx.Event()
+        self._cancel: Flag = _ctx.Event()
         self._progress = _ctx.Array("d", 3)  # fits started, epoch, val_loss
         self._kind = kind
         self._executor = self._start()
@@ -122,3 +127,17 @@ class Compute:
         the spawned process: uvicorn re-raises SIGTERM after the lifespan ends, so the
         interpreter dies without the atexit hook that would tell an idle worker to exit."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._release()
+
+    def _release(self) -> None:
+        """The worker is gone: its two events and progress array (eleven named semaphores)
+        swapped for in-process ones, so the originals are freed, and unlinked, now. No exit
+        hook would (uvicorn re-raises SIGTERM), and the resource tracker then warned of
+        "leaked semaphore objects" at every stop."""
+        done = ThreadPoolExecutor(1)
+        done.shutdown()  # a job submitted now is refused, as by the joined pool
+        stopped = threading.Event()
+        stopped.set()
+        self._executor, self._stop, self._cancel = done, stopped, threading.Event()
+        # typeshed allows multiprocessing's locks only; Array takes any with acquire/release
+        self._progress = _ctx.Array("d", self._progress[:], lock=threading.RLock())  # type: ignore[call-overload]

@@ -43,7 +43,7 @@ class Metrics:
             "Windows flagged anomalous while the database did not answer (not stored)",
             ["line"], registry=registry)
         # The alarm rate an operator lives with (EEMUA 191 counts alarms per hour): events,
-        # not windows, since a fault's windows join one event (app/scorer.py).
+        # not windows, since a fault's windows join one event (app/anomalies.py).
         self.events = Counter("lifeline_anomaly_events", "Anomaly events opened", ["line"],
                               registry=registry)
         # A series per channel that was ever stuck only: which sensor to look at.

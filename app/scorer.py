@@ -1,13 +1,14 @@
-"""Score a batch of windows for a line: check it against the line, score with the cached model,
-group anomalies into events, offer normal windows to the fresh buffer, answer. While the
-database does not answer, score from memory and answer in the 503 (a provisional answer)."""
+"""Score a batch of windows for a line: check it against the line (app/windows.py), score with
+the cached model, group anomalies into events (app/anomalies.py), offer normal windows to the
+fresh buffer, answer. While the database does not answer, score from memory and answer in the
+503 (a provisional answer)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -15,31 +16,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import models
-from app import batches, buffer
+from app import anomalies, batches, buffer
 from app.db import DB_DOWN, utcnow
 from app.errors import ApiError, DatabaseDown, not_found
 from app.lines import get_line, vouched
 from app.metrics import Metrics
 from app.model_cache import ModelCache
-from app.schemas.scoring import FastScoreRequest, ScoreRequest
 from app.settings import Settings
 from app.tables import AnomalyEvent, Line, ModelVersion
+from app.windows import Batch, Shape
 
 # How far behind a line's last_window_at may fall: a call that would otherwise write nothing
 # stamps it only when it is older than this, so a read-only gateway costs one write per line
 # every 30 s, not one per call (a line's silent_after_s is 60 s at least).
 SEEN_EVERY = timedelta(seconds=30)
-
-
-class Shape(Protocol):
-    """What a batch is checked against: a Line, or this process's last view of one."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def window(self) -> int: ...
-    @property
-    def channels(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -62,72 +52,6 @@ class ScoringContext:
     metrics: Metrics
     rng: np.random.Generator
     views: dict[str, LineView] = field(default_factory=dict)  # by line id, one per line
-
-
-def to_array(req: ScoreRequest, line: Shape) -> np.ndarray:
-    """Windows as float32 [N, T, C] (null -> NaN), or a 422 naming the first bad window/row."""
-    t, c = line.window, len(line.channels)
-    for i, w in enumerate(req.windows):
-        if len(w.values) != t:
-            raise ApiError(422, "invalid_window_shape",
-                           f"windows[{i}] has {_count(len(w.values), 'row')}; line {line.id!r} "
-                           f"needs {t} rows of {c} values ({', '.join(line.channels)})",
-                           {"window": i, "rows": len(w.values), "expected_rows": t})
-        for j, row in enumerate(w.values):
-            if len(row) != c:
-                raise ApiError(422, "invalid_window_shape",
-                               f"windows[{i}].values[{j}] has {_count(len(row), 'value')}; "
-                               f"expected {c} in the order {line.channels}",
-                               {"window": i, "row": j, "values": len(row), "expected": c})
-    return np.array([w.values for w in req.windows], dtype=np.float32)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def check_array(x: np.ndarray, line: Shape) -> np.ndarray:
-    """A binary batch: float [N, T, C] with NaN for missing values, or a 422 saying so."""
-    t, c = line.window, len(line.channels)
-    if x.ndim != 3 or x.shape[1:] != (t, c) or x.shape[0] == 0:
-        raise ApiError(422, "invalid_window_shape",
-                       f"the array has shape {list(x.shape)}; line {line.id!r} needs "
-                       f"[N, {t}, {c}] (windows x steps x channels {line.channels})",
-                       {"shape": list(x.shape), "expected": [None, t, c]})
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ApiError(422, "invalid_dtype", f"array dtype {x.dtype}; send float32 or float64")
-    with np.errstate(over="ignore"):  # checked after the cast: 1e39 becomes inf there
-        x32 = x.astype(np.float32, copy=False)
-    if np.isinf(x32).any():
-        i, j, k = (int(v) for v in np.argwhere(np.isinf(x32))[0])
-        raise ApiError(422, "invalid_values",
-                       f"windows[{i}] row {j}, channel {line.channels[k]!r}: {x[i, j, k]} is "
-                       "infinite or beyond float32's range (about +-3.4e38); send null (NaN) "
-                       "for a missing value", {"window": i, "row": j, "channel": line.channels[k]})
-    return x32
-
-
-@dataclass(frozen=True)
-class Batch:
-    windows: np.ndarray  # [N, T, C] float32, NaN = missing
-    starts: list[datetime | None]
-    batch_id: str | None = None
-    learn: bool = True
-
-
-def from_fast_request(req: FastScoreRequest, line: Shape, values: np.ndarray | None,
-                      validate: Callable[[], ScoreRequest]) -> Batch:
-    """The batch as one array (`values` when the body was decoded straight into it); when its
-    shape does not fit the line, the full schema and row checks name the culprit."""
-    x = values
-    if x is None:
-        try:
-            x = np.array([w.values for w in req.windows], dtype=np.float32)  # null -> NaN
-        except (ValueError, TypeError):
-            x = None
-    if x is None or x.ndim != 3 or x.shape[1:] != (line.window, len(line.channels)):
-        x = to_array(validate(), line)  # a 422 naming the bad element, window or row
-    return Batch(check_array(x, line), [w.start for w in req.windows], req.batch_id, req.learn)
 
 
 def score_batch(session: Session, *, line_id: str, parse: Callable[[Shape], Batch],
@@ -287,8 +211,8 @@ def _writes_needed(session: Session, line: Line, batch: Batch, results: list[dic
         return False
     end = session.scalar(select(AnomalyEvent.end).where(AnomalyEvent.id == line.open_event_id))
     gap = timedelta(seconds=line.event_gap_s)
-    return any(r["status"] == "scored" and _closes(end, batch.starts[r["index"]] or now, gap)
-               for r in results)
+    return any(r["status"] == "scored"
+               and anomalies.closes(end, batch.starts[r["index"]] or now, gap) for r in results)
 
 
 def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[str, Any]],
@@ -297,12 +221,12 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
     anomaly events it opened."""
     line = get_line(session, line_id, lock=True)  # a 404 if deleted since it was read
     now = utcnow()
-    if _silent(line, now):
+    if anomalies.went_silent(line, now):
         line.open_event_id = None
     line.last_window_at = now
     opened = 0
     if version is not None:
-        opened = _record_events(session, line, batch.starts, results, version, now)
+        opened = anomalies.record_events(session, line, batch.starts, results, version, now)
     if batch.learn:
         # Anomalous and insufficient windows never train a model, unless an operator vouches
         # for the line: otherwise normal behaviour the model has not seen (a warmer season)
@@ -316,63 +240,6 @@ def _persist(session: Session, line_id: str, batch: Batch, results: list[dict[st
         batches.remember(session, line_id, batch.batch_id, response)
     session.commit()
     return opened
-
-
-def _silent(line: Line, now: datetime) -> bool:
-    """Whether the line had gone silent (no window for its silent_after_s: LifelineLineSilent
-    fired). Its next window then closes the open event, so an anomaly after a stop or a
-    gateway's outage is a new event, not the tail of one acknowledged hours ago. The stamp lags
-    at most SEEN_EVERY, below silent_after_s's least 60 s: a line that kept posting never
-    looks silent."""
-    since = line.last_window_at
-    return since is not None and now - since >= timedelta(seconds=line.silent_after_s)
-
-
-def _record_events(session: Session, line: Line, starts: list[datetime | None],
-                   results: list[dict[str, Any]], version: int, now: datetime) -> int:
-    """Anomalous windows extend one event until a window scored normal starts event_gap_s or
-    more after the event's last anomalous one: near its threshold a fault's windows cross it on
-    and off, and on SKAB's rig a caught fault was 4.3 events with no gap, 1.2 with 60 s
-    (bench/README.md, quality section, session 26). A window without a start counts as now."""
-    gap = timedelta(seconds=line.event_gap_s)
-    opened = 0
-    for r in results:
-        if r["status"] != "scored":
-            continue
-        at = starts[r["index"]] or now
-        if not r["anomaly"]:
-            if line.open_event_id is None:
-                continue
-            ev = session.get(AnomalyEvent, line.open_event_id)
-            if _closes(ev.end if ev else None, at, gap):
-                line.open_event_id = None
-            continue
-        # a stuck channel leads (the score's shares cannot name it, models/stuck.py), then
-        # the channels past their own limit, then the others, each by share
-        by_share = sorted(r["contributions"], key=r["contributions"].get, reverse=True)
-        named = [*r["stuck_channels"], *(c for c in by_share if c in r["alarm_channels"]
-                                         and c not in r["stuck_channels"])]
-        top = [*named, *(c for c in by_share if c not in named)][:3]
-        ev = session.get(AnomalyEvent, line.open_event_id) if line.open_event_id else None
-        if ev is None:
-            ev = AnomalyEvent(line_id=line.id, start=at, end=at, windows=0, max_score=r["score"],
-                              max_score_ratio=r["score_ratio"], top_channels=top,
-                              model_version=version)
-            session.add(ev)
-            session.flush()
-            line.open_event_id = ev.id
-            opened += 1
-        ev.end, ev.windows = max(ev.end, at), ev.windows + 1
-        r["event_id"] = ev.id
-        if r["score"] >= ev.max_score:
-            ev.max_score, ev.max_score_ratio, ev.top_channels = r["score"], r["score_ratio"], top
-    return opened
-
-
-def _closes(end: datetime | None, at: datetime, gap: timedelta) -> bool:
-    """Whether a window scored normal, starting at `at`, closes the open event that ended at
-    `end` (None: the event is gone)."""
-    return end is None or at - end >= gap
 
 
 def _observe(m: Metrics, line_id: str, results: list[dict[str, Any]], events_opened: int

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(64, ge=1, description="loaded models kept per process; a "
                                   "line among them is also scored through a database outage")
     score_threads: int = Field(1, ge=1, description="torch threads used by scoring requests")
+    # Log lines on stderr: "json" for a log shipper (Loki, Elasticsearch), one object a line
+    # with the line and job ids as fields (app/logs.py).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 @lru_cache

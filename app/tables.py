@@ -41,10 +41,10 @@ class Line(Base):
     # them was a third of a one-window learn=true request's writes (app/buffer.py).
     buffer_windows: Mapped[int] = mapped_column(default=0)
     open_event_id: Mapped[int | None]  # anomaly event the next anomalous window extends
-    # Seconds of windows scored normal that close the open event (app/scorer.py).
+    # Seconds of windows scored normal that close the open event (app/anomalies.py).
     event_gap_s: Mapped[int] = mapped_column(default=60)
     # Seconds without a window after which the line counts as silent: the alert's limit, and
-    # the next window closes the open event (app/scorer.py).
+    # the next window closes the open event (app/anomalies.py).
     silent_after_s: Mapped[int] = mapped_column(default=900)
     # Until then flagged windows join the buffer too: an operator vouches for the line's data.
     learn_flagged_until: Mapped[datetime | None]
@@ -143,6 +143,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # The lines a gateway key may post windows to; None: every line (app/auth.py, `may_post`).
+    lines: Mapped[list[Any] | None]
 
 
 class AnomalyEvent(Base):

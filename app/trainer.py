@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import TimeoutError, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -112,6 +113,7 @@ class JobRunner:
             s.commit()
             line_id, teacher = line.id, line.active_version
             ids, fresh = buffer.snapshot(s, line)
+            _log_start(job, teacher, len(ids))
             # What the line decides; _compute adds what the service's settings decide.
             work = partial(
                 train_version, fresh, self._active_artifact(s, line),
@@ -244,7 +246,11 @@ class JobRunner:
                         model_version=row.version, error="; ".join(out.reasons) or None,
                         metrics={**metrics, "buffer_deleted": deleted,
                                  "history": out.history[-50:], "gate_reasons": out.reasons})
+            why = (metrics.get("not_promoted") or "; ".join(out.reasons)
+                   or f"the line's promotion is {line.promotion}")
+            ended = (job_id, line_id, job.started_at, row.version, row.status)
             s.commit()  # the version, the activation, the deletion and the job close together
+        _log_end(*ended, activated=promote, deleted=deleted, why=why)
         return status
 
     def _close(self, close: Callable[..., None], job_id: str) -> None:
@@ -255,3 +261,23 @@ class JobRunner:
                 s.commit()
             except jobs.LeaseLost:
                 s.rollback()
+
+
+def _log_start(job: TrainingJob, teacher: int | None, windows: int) -> None:
+    what = ("its first model" if teacher is None else
+            f"a new regime onto version {teacher}" if job.new_regime else
+            f"a student of version {teacher}")
+    log.info("job %s: line %s trains %s on %d buffered windows (%s)", job.id, job.line_id, what,
+             windows, job.trigger, extra={"line_id": job.line_id, "job_id": job.id,
+                                          "teacher": teacher, "windows": windows})
+
+
+def _log_end(job_id: str, line_id: str, started: datetime | None, version: int, status: str,
+             *, activated: bool, deleted: int, why: str) -> None:
+    """One line an operator reads without the API: the new version, and whether it serves."""
+    seconds = (utcnow() - started).total_seconds() if started is not None else 0.0
+    outcome = (f"activated, {deleted} buffered windows deleted" if activated else
+               f"{status}, not serving: {why}")
+    log.info("job %s: line %s version %d %s (%.0f s)", job_id, line_id, version, outcome,
+             seconds, extra={"line_id": line_id, "job_id": job_id, "version": version,
+                             "activated": activated, "seconds": round(seconds, 1)})

@@ -51,7 +51,7 @@ def oracle_threshold(scores: np.ndarray, actual: np.ndarray, far: float) -> floa
 
 def group_events(flags: np.ndarray, seconds: np.ndarray, gap_s: float,
                  silent_s: float = math.inf) -> list[tuple[int, int]]:
-    """Flagged rows grouped into anomaly events by the service's rule (app/scorer.py): a
+    """Flagged rows grouped into anomaly events by the service's rule (app/anomalies.py): a
     flagged row extends the open event, or opens one; an unflagged row closes it when it lies
     gap_s or more after the event's last flagged row, and any row closes it first when it lies
     silent_s or more after the row before it (the line was silent; the service times arrivals,

@@ -86,7 +86,8 @@ def dense(z: torch.Tensor, observed: torch.Tensor, precision: torch.Tensor) -> t
 
 def imputation(channels: int, gaps: str) -> dict[str, float | None]:
     """ms per scoring batch's imputation, dense and as the service does it."""
-    from models.preprocessing import RegimeBank, impute_conditional
+    from models.imputation import impute_conditional
+    from models.preprocessing import RegimeBank
     from models.synthetic import make_windows
 
     torch.set_num_threads(1)

@@ -11,10 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app import scorer
+from app import scorer, windows
 from app.api import json_windows
 from app.api.deps import DB, Gateway, Svc
 from app.api.lines import LineId
+from app.auth import may_post
 from app.errors import ApiError
 from app.schemas.errors import SCORED_503, documented
 from app.schemas.scoring import FastScoreRequest, ScoreRequest, ScoreResponse
@@ -48,18 +49,19 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {
 
 @router.post("/{line_id}/windows", response_model=ScoreResponse, openapi_extra=_BODY_DOC,
              responses=documented(400, 404, 413, 422) | SCORED_503)
-async def post_windows(line_id: LineId, request: Request, session: DB, _: Gateway, svc: Svc,
+async def post_windows(line_id: LineId, request: Request, session: DB, who: Gateway, svc: Svc,
                        batch_id: str | None = None, learn: bool = True) -> Response:
     t0 = time.perf_counter()
+    may_post(who, line_id)
     body = await request.body()
     if request.headers.get("content-type", "").startswith(NPY):
         x = _load_npy(body)
-        size, parse = (len(x) if x.ndim else 0), lambda line: scorer.Batch(
-            scorer.check_array(x, line), [None] * len(x), batch_id, learn)
+        size, parse = (len(x) if x.ndim else 0), lambda line: windows.Batch(
+            windows.check_array(x, line), [None] * len(x), batch_id, learn)
     else:
         req, values = _parse_json(body)
         size, batch_id = len(req.windows), req.batch_id
-        parse = lambda line: scorer.from_fast_request(  # noqa: E731
+        parse = lambda line: windows.from_fast_request(  # noqa: E731
             req, line, values, lambda: _validate(body))
     # Torch and the database run in the threadpool, never on the event loop.
     out = await run_in_threadpool(scorer.score_batch, session, line_id=line_id, parse=parse,

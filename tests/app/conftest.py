@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -41,10 +45,10 @@ class Api:
         headers.update(kw.pop("headers", {}))
         return self.client.request(method, url, headers=headers, **kw)
 
-    def new_key(self, role: str) -> str:
+    def new_key(self, role: str, lines: list[str] | None = None) -> str:
         """A fresh API key of `role`, created as `lifeline keys create` does."""
         with self.svc.sessions() as s:
-            _, key = create_key(s, role=role, name=f"test-{role}", actor="test")
+            _, key = create_key(s, role=role, name=f"test-{role}", actor="test", lines=lines)
             s.commit()
         return key
 
@@ -52,6 +56,24 @@ class Api:
         """One scheduler tick, waiting for the jobs it started (no sleeps)."""
         for fut in self.svc.scheduler.tick():
             fut.result(timeout=300)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until a real server (`lifeline serve`) answers /readyz, or it exits."""
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError(f"the server did not become ready (exit code {proc.poll()})")
 
 
 def settings_for(url: str, **kw: Any) -> Settings:

@@ -3,7 +3,7 @@
 import getpass
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from app import cli
 from app.auth import authenticate, ensure_bootstrap_key
@@ -32,6 +32,27 @@ def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch,
         me = f"cli:{getpass.getuser()}"
         assert trail == [(me, "key.create", {"key_id": 1, "role": "gateway", "name": "gw-7"}),
                          (me, "key.revoke", {"key_id": 1})]
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_gateway_key_limited_to_lines(db_url: str, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LIFELINE_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["keys", "create", "--role", "gateway", "--name", "gw-7",
+                         "--line", "press-4", "--line", "press-3"]) == 0
+        made, key = capsys.readouterr().out.strip().splitlines()
+        assert "(gateway, gw-7, lines press-3,press-4)" in made
+        assert cli.main(["keys", "create", "--role", "viewer", "--line", "press-3"]) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and "only gateway keys" in out.err
+        assert cli.main(["keys", "list"]) == 0
+        assert capsys.readouterr().out.strip().endswith("active\tlines press-3,press-4")
+        with make_sessionmaker(make_engine(db_url))() as s:
+            assert authenticate(s, f"Bearer {key}", "gateway").lines == {"press-3", "press-4"}
+            assert s.scalar(select(func.count()).select_from(ApiKey)) == 1
     finally:
         get_settings.cache_clear()
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from app import batches
+from app.auth import create_key
 from app.db import make_engine, make_sessionmaker, utcnow
 from app.main import create_app
 from app.scheduler import enqueue_due
@@ -57,6 +58,47 @@ def test_keys_and_roles(api: Api, line: str) -> None:
     err(api.call("PUT", f"/v1/lines/{line}", key=viewer, json={"channels": ["a"], "window": 8}),
         403, "forbidden")
     err(api.call("POST", f"/v1/lines/{line}/retrain", key=gw), 403, "forbidden")
+
+
+def test_a_gateway_key_limited_to_lines_posts_to_those_alone(api: Api, line: str) -> None:
+    """Nothing a limited key posts elsewhere is accepted, and its 403 does not tell whether
+    the line exists; an unlimited key and an operator's post anywhere."""
+    other = "line-b"
+    assert api.call("PUT", f"/v1/lines/{other}", json={"channels": CHANNELS, "window": WINDOW,
+                                                       "min_windows": 50}).status_code == 201
+    gw = api.new_key("gateway", lines=[line, "line-later"])
+    body = {"windows": windows_json(make_windows(3, 4, WINDOW))}
+    assert api.call("POST", f"/v1/lines/{line}/windows", key=gw, json=body).status_code == 200
+    for _ in range(2):  # the second from the per-process key cache, which keeps the limit
+        e = err(api.call("POST", f"/v1/lines/{other}/windows", key=gw, json=body), 403,
+                "line_not_allowed")
+        assert e["details"] == {"line_id": other, "lines": [line, "line-later"]}
+        assert "line-a, line-later only" in e["message"]
+    err(api.call("POST", "/v1/lines/nowhere/windows", key=gw, json=body), 403, "line_not_allowed")
+    npy = {"headers": {"Content-Type": "application/x-npy"}}
+    err(api.call("POST", f"/v1/lines/{other}/windows", key=gw, content=b"", **npy), 403,
+        "line_not_allowed")
+    buffered = {n: api.call("GET", f"/v1/lines/{n}").json()["buffer"]["windows"]
+                for n in (line, other)}
+    assert buffered == {line: 3, other: 0}
+    for key in (api.new_key("gateway"), None):  # None: the operator's
+        r = api.call("POST", f"/v1/lines/{other}/windows", json=body,
+                     **({"key": key} if key else {}))
+        assert r.status_code == 200, r.text
+    with api.svc.sessions() as s:
+        made = [d for d in s.scalars(select(AuditEntry.details).where(
+            AuditEntry.action == "key.create").order_by(AuditEntry.id)) if d["role"] == "gateway"]
+    assert made[0]["lines"] == [line, "line-later"] and "lines" not in made[1]
+
+
+def test_only_gateway_keys_are_limited_to_lines(api: Api) -> None:
+    with api.svc.sessions() as s:
+        for role, lines, says in (("viewer", ["a"], "only gateway keys"),
+                                  ("operator", ["a"], "only gateway keys"),
+                                  ("gateway", [], "at least one line"),
+                                  ("gateway", ["ok", "bad id!"], "'bad id!'")):
+            with pytest.raises(ValueError, match=says):
+                create_key(s, role=role, name="k", actor="test", lines=lines)
 
 
 def test_line_validation_and_unknown_line(api: Api, line: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -52,7 +54,8 @@ def models_of(api: Api) -> dict[int, dict]:
     return {v["version"]: v for v in api.call("GET", f"/v1/lines/{LINE}/models").json()["models"]}
 
 
-def test_line_lifecycle(api: Api) -> None:
+def test_line_lifecycle(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     r = api.call("PUT", f"/v1/lines/{LINE}", json={"channels": CHANNELS, "window": WINDOW,
                                                   "min_windows": 300})
     assert r.status_code == 201 and r.json()["state"] == "warming_up"
@@ -184,6 +187,26 @@ def test_line_lifecycle(api: Api) -> None:
                                       api.client.get("/metrics")])
     assert any("model_versions" in q for q in statements)
     assert not [q for q in statements if "artifact" in q or "trained_window_ids" in q]
+
+    # What an operator reads in the log without the API (app/logs.py): each job's start and
+    # end, whether its version serves, each activation and by whom; the ids as fields too.
+    trained = [r for r in caplog.records if r.name == "app.trainer"]
+    said = [r.getMessage().split(": ", 1)[1] for r in trained]
+    assert all(re.search(r" \(\d+ s\)$", m) for m in said[1::2])  # how long each job took
+    assert [re.sub(r" \(\d+ s\)$", "", m) for m in said] == [
+        f"line {LINE} trains its first model on 320 buffered windows (warm_up)",
+        f"line {LINE} version 1 activated, 320 buffered windows deleted",
+        f"line {LINE} trains a student of version 1 on {len(before)} buffered windows (operator)",
+        f"line {LINE} version 2 activated, {len(before)} buffered windows deleted",
+        f"line {LINE} trains a student of version 1 on {len(kept)} buffered windows (operator)",
+        f"line {LINE} version 3 candidate, not serving: the line's promotion is manual"]
+    assert all(r.line_id == LINE and r.job_id in r.getMessage() for r in trained)
+    assert [r.version for r in trained if hasattr(r, "version")] == [1, 2, 3]
+    assert [r.getMessage() for r in caplog.records if r.name == "app.registry"] == [
+        f"line {LINE}: version 1 activated by key:1:bootstrap in place of 2 (0 buffered "
+        "windows deleted)",
+        f"line {LINE}: version 3 activated by key:1:bootstrap in place of 1 ({len(kept)} "
+        "buffered windows deleted)"]
 
 
 def test_an_operator_vouched_period_buffers_flagged_windows(api: Api) -> None:

@@ -12,8 +12,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect, text
+from sqlalchemy.orm import Session
 
 from app import migrate
+from app.auth import authenticate, hash_key, may_post
 from app.db import Base, utcnow
 from models import TrainConfig, to_bytes, train_student
 from models.synthetic import make_windows
@@ -88,6 +90,21 @@ def test_lines_whose_first_model_has_no_axes_migrate_to_principal_axes_false(db_
     with engine.connect() as conn:
         got = dict(conn.execute(text("SELECT id, principal_axes FROM lines")).all())
     assert {k: bool(v) for k, v in got.items()} == {"old": False, "new": True, "bare": True}
+    engine.dispose()
+
+
+def test_keys_from_before_0014_post_to_every_line(db_url: str) -> None:
+    migrate.downgrade(db_url, "0013")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO api_keys (name, role, key_hash, prefix, created_at) "
+                          "VALUES ('gw', 'gateway', :h, 'll_x', :t)"),
+                     {"h": hash_key("ll_x-old"), "t": utcnow()})
+    migrate.upgrade(db_url)
+    with Session(engine) as s:
+        who = authenticate(s, "Bearer ll_x-old", "gateway")
+    assert who.lines is None
+    may_post(who, "any-line")  # no 403
     engine.dispose()
 
 

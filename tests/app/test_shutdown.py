@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ from app.tables import TrainingJob
 from bench.server import KEY, npy_bytes, prepare
 from models import TrainConfig, train_student
 from models.synthetic import make_windows
+from tests.app.conftest import free_port, wait_ready
 
 C, T = 4, 16
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _group(pgid: int) -> list[str]:
@@ -35,24 +29,13 @@ def _group(pgid: int) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError(f"the server did not become ready (exit code {proc.poll()})")
-
-
 def test_sigterm_during_a_retrain_exits_at_once_leaves_no_process_and_requeues_the_job(
         tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'lifeline.db'}"
     first = train_student(make_windows(200, C, T, 0, seed=0),
                           cfg=TrainConfig(max_epochs=5, seed=0, calibration_folds=0)).detector
     prepare(url, first, ["l"], C, T)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LIFELINE_DATABASE_URL": url, "LIFELINE_PORT": str(port),
            "LIFELINE_TICK_SECONDS": "1", "LIFELINE_TRAIN_EXECUTOR": "process",
            "LIFELINE_JOB_LEASE_S": "1.5"}  # progress written every half second
@@ -60,7 +43,7 @@ def test_sigterm_during_a_retrain_exits_at_once_leaves_no_process_and_requeues_t
                             start_new_session=True)  # its own group: every child it starts
     try:
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}
-        _wait_ready(base, proc)
+        wait_ready(base, proc)
         for seed in range(1, 5):
             httpx.post(f"{base}/v1/lines/l/windows?learn=true", timeout=60,
                        content=npy_bytes(make_windows(500, C, T, 0, seed=seed)),

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from models import Detector, TrainConfig, from_bytes, score, to_bytes, train_student
-from models.preprocessing import RegimeBank, _pattern_ids, impute_conditional, principal_axes
+from models.imputation import _pattern_ids, impute_conditional
+from models.preprocessing import RegimeBank, principal_axes
 from models.scoring import score_standardised, score_with_sensors
 from models.synthetic import inject_fault, make_windows
 
@@ -117,7 +118,7 @@ def test_imputation_solves_only_the_gaps_and_shared_patterns_once_yet_equals_the
     observed_t = torch.as_tensor(observed)
     z = torch.as_tensor(rng.normal(size=(120, c))).masked_fill(~observed_t, 0.0)
     want = _dense_imputation(z, observed_t, precision[regime])
-    with patch("models.preprocessing._SOLVE_ELEMENTS", 64):
+    with patch("models.imputation._SOLVE_ELEMENTS", 64):
         got = impute_conditional(z, observed_t, precision, regime)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(got[observed_t].numpy(), z[observed_t].numpy())

@@ -20,7 +20,8 @@ from models import (
     to_bytes,
     train_student,
 )
-from models.lifelong import TrainResult, frozen_copy, replay_rows
+from models.lifelong import TrainResult, frozen_copy
+from models.loop import replay_rows
 from models.losses import elbo_terms
 from models.preprocessing import RegimeBank, check_windows
 from models.splits import holdout_split, overlap_gap, window_shift
@@ -320,9 +321,10 @@ def test_replay_keeps_only_windows_the_teacher_calls_normal(first: Detector) -> 
 
 
 def test_big_buffers_are_covered_over_several_epochs() -> None:
-    from models.lifelong import _Loop
+    from models.loop import TrainLoop
 
-    loop = _Loop(WindowVAE(VAEConfig(C, T)), None, TrainConfig(epoch_windows=96), torch.Generator())
+    loop = TrainLoop(WindowVAE(VAEConfig(C, T)), None, TrainConfig(epoch_windows=96),
+                     torch.Generator())
     epochs = [loop._next_rows(256, torch.device("cpu")) for _ in range(8)]
     assert all(len(e) == 96 for e in epochs)
     seen = torch.cat(epochs)
