@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
-import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db import DB_DOWN
+from app.logs import EveryFewSeconds
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
@@ -34,26 +33,9 @@ class DatabaseDown(Exception):
         self.provisional = provisional
 
 
-class _EveryFewSeconds:
-    """During an outage every request fails alike: a warning each DB_WARNING_S with how many
-    requests got the 503 since the last, not one per request (a plant's gateways post many a
-    second). Called on the event loop only, so no lock."""
-
-    def __init__(self) -> None:
-        self.at, self.since = -math.inf, 0
-
-    def warn(self, exc: BaseException) -> None:
-        self.since += 1
-        if time.monotonic() - self.at < DB_WARNING_S:
-            return
-        log.warning("database unavailable: %s (%d %s answered 503 since the last such "
-                    "message)", exc, self.since, "request" if self.since == 1 else "requests",
-                    extra={"requests": self.since})
-        self.at, self.since = time.monotonic(), 0
-
-
+# While the database is down every request fails alike: said once every this many seconds.
 DB_WARNING_S = 10.0
-_database_warning = _EveryFewSeconds()
+_database_warning = EveryFewSeconds(log, DB_WARNING_S)
 
 
 def not_found(kind: str, ident: object) -> ApiError:
@@ -111,7 +93,7 @@ def install(app: FastAPI) -> None:
         past busy_timeout, or every pooled connection busy past the pool's timeout): a
         gateway should resend, not drop the batch. A scoring call's 503 may carry the batch's
         scores all the same, for a gateway that acts on alarms at once."""
-        _database_warning.warn(exc.__cause__ or exc)
+        _database_warning.warn("database unavailable, answered 503: %s", exc.__cause__ or exc)
         message = ("the database did not answer, so this request may not have been stored: "
                    f"send it again in {RETRY_AFTER_S} s or later (with a batch_id it is counted "
                    "once)")

@@ -6,6 +6,7 @@ default shows warnings only, unformatted: a retrain's start and end never reache
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -54,3 +55,22 @@ def config(settings: Settings) -> dict[str, Any]:
                     # at info it logs each tick's run twice, every LIFELINE_TICK_SECONDS
                     "apscheduler": {"level": "WARNING"}},
     }
+
+
+class EveryFewSeconds:
+    """A warning that would otherwise come many times a second (each request, each tick while
+    the database is down) said once every `seconds`, with how many times it came meanwhile.
+    One per calling thread (the event loop, the scheduler's): no lock."""
+
+    def __init__(self, log: logging.Logger, seconds: float) -> None:
+        self.log, self.seconds = log, seconds
+        self.at, self.times = -math.inf, 0
+
+    def warn(self, message: str, *args: object) -> None:
+        self.times += 1
+        if time.monotonic() - self.at < self.seconds:
+            return
+        if self.times > 1:
+            message += f" ({self.times} times since the last such message)"
+        self.log.warning(message, *args, extra={"times": self.times})
+        self.at, self.times = time.monotonic(), 0

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import batches, jobs
-from app.db import get_for_update, utcnow
-from app.errors import ApiError
+from app.db import DB_DOWN, get_for_update, utcnow
+from app.errors import DB_WARNING_S, ApiError
 from app.instance import InstanceName
+from app.logs import EveryFewSeconds
 from app.settings import Settings
 from app.tables import Line, TrainingJob
 from app.trainer import JobRunner
@@ -73,6 +74,7 @@ class Scheduler:
         self._running: set[Future[None]] = set()
         self._lock = threading.Lock()
         self.bg = BackgroundScheduler(timezone=UTC)
+        self._outage = EveryFewSeconds(log, DB_WARNING_S)
 
     def start(self) -> None:
         self.bg.add_job(self._safe_tick, "interval", seconds=self.settings.tick_seconds,
@@ -95,6 +97,8 @@ class Scheduler:
     def _safe_tick(self) -> None:
         try:
             self.tick()
+        except DB_DOWN as exc:  # an outage: no traceback each tick, it is not the code's fault
+            self._outage.warn("scheduler tick skipped, the database did not answer: %s", exc)
         except Exception:  # a bad tick must not kill the schedule
             log.exception("scheduler tick failed")
 
