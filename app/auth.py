@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -16,9 +17,11 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.db import DB_DOWN, utcnow
 from app.errors import ApiError
+from app.logs import EveryFewSeconds
 from app.schemas.lines import LINE_ID
 from app.tables import ApiKey
 
+log = logging.getLogger(__name__)
 ROLES = ("gateway", "viewer", "operator")
 # What each role may do; an operator may do everything a gateway and a viewer may.
 GRANTS = {"gateway": {"gateway"}, "viewer": {"viewer"},
@@ -75,10 +78,28 @@ def _check_lines(role: str, lines: list[str]) -> None:
         raise ValueError(f"not a line id: {', '.join(map(repr, bad))} (1-64 of A-Z a-z 0-9 _ . -)")
 
 
+def limit_key(session: Session, key_id: int, *, lines: list[str] | None, actor: str) -> bool:
+    """Limit an existing gateway key to `lines` (None: every line again), as keys made before
+    limits existed are: the gateway keeps its key. Takes effect within KEY_CACHE_S on every
+    replica, as a revocation does. False where no such active key exists."""
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    if lines is not None:
+        _check_lines(row.role, lines)
+    row.lines = sorted(set(lines)) if lines is not None else None
+    audit.record(session, actor=actor, action="key.limit", key_id=key_id, lines=row.lines)
+    _cache.pop(row.key_hash, None)  # immediate in this process
+    return True
+
+
 def may_post(who: Principal, line_id: str) -> None:
     """A 403 unless the key may post windows to the line. Checked before the line is read, so
-    a limited key learns nothing of lines outside its list, not even whether they exist."""
+    a limited key learns nothing of lines outside its list, not even whether they exist. Each
+    refusal is a gateway set up wrong or a key where it should not be: logged."""
     if who.lines is not None and line_id not in who.lines:
+        _refused.warn("key %d (%s) refused: it may not post to line %r, only to %s", who.key_id,
+                      who.name, line_id, ", ".join(sorted(who.lines)))
         raise ApiError(403, "line_not_allowed",
                        f"this key may post windows to {', '.join(sorted(who.lines))} only, not "
                        f"{line_id!r}; use that line's gateway key, or ask an operator for one",
@@ -110,6 +131,7 @@ KEY_CACHE_S = 10.0
 # is refused here this long after this process last checked it; an unknown key gets the 503.
 KEY_OUTAGE_S = 900.0
 _cache: dict[str, tuple[float, Principal]] = {}
+_refused = EveryFewSeconds(log, 10.0)  # `may_post` runs on the event loop: one thread
 
 
 def authenticate(session: Session, authorization: str | None, need: str) -> Principal:

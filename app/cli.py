@@ -7,9 +7,10 @@ import getpass
 import sys
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import migrate
-from app.auth import ROLES, create_key, revoke_key
+from app.auth import ROLES, create_key, limit_key, revoke_key
 from app.db import make_engine, make_sessionmaker
 from app.settings import get_settings
 from app.tables import ApiKey
@@ -59,12 +60,31 @@ def cmd_keys(args: argparse.Namespace) -> int:
             for k in s.scalars(select(ApiKey).order_by(ApiKey.id)):
                 state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
                 print(f"{k.id}\t{k.role}\t{k.name}\t{k.prefix}...\t{state}\t{_scope(k)}")
+        elif args.action == "limit":
+            return _limit(s, args)
         else:
             if not revoke_key(s, args.key_id, actor=_actor()):
                 print(f"no active key {args.key_id}", file=sys.stderr)
                 return 1
             s.commit()
             print(f"revoked key {args.key_id}")
+    return 0
+
+
+def _limit(s: Session, args: argparse.Namespace) -> int:
+    lines = None if args.every_line else args.line
+    try:
+        found = limit_key(s, args.key_id, lines=lines, actor=_actor())
+    except ValueError as exc:
+        print(f"lifeline keys limit: {exc}", file=sys.stderr)
+        return 2
+    if not found:
+        print(f"no active key {args.key_id}", file=sys.stderr)
+        return 1
+    s.commit()
+    row = s.get(ApiKey, args.key_id)
+    print(f"key {args.key_id} may now post to {_scope(row) if row else '?'}; every replica "
+          "applies it within seconds")
     return 0
 
 
@@ -88,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?")
     mig.add_argument("--down", action="store_true")
     mig.set_defaults(func=cmd_migrate)
-    keys = sub.add_parser("keys", help="create, list or revoke API keys")
+    keys = sub.add_parser("keys", help="create, list, limit or revoke API keys")
     ksub = keys.add_subparsers(dest="action", required=True)
     create = ksub.add_parser("create")
     create.add_argument("--role", choices=ROLES, required=True)
@@ -97,6 +117,11 @@ def parser() -> argparse.ArgumentParser:
                         help="a gateway key may post to this line only (repeat for several); "
                              "without it, to every line")
     ksub.add_parser("list")
+    limit = ksub.add_parser("limit", help="limit an existing gateway key to lines, or lift it")
+    limit.add_argument("key_id", type=int)
+    which = limit.add_mutually_exclusive_group(required=True)
+    which.add_argument("--line", action="append", metavar="LINE_ID")
+    which.add_argument("--every-line", action="store_true")
     rev = ksub.add_parser("revoke")
     rev.add_argument("key_id", type=int)
     keys.set_defaults(func=cmd_keys)
@@ -105,7 +130,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except migrate.NewerDatabase as exc:  # a release rolled back over a newer schema
+        print(f"lifeline {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -57,6 +57,36 @@ def test_a_gateway_key_limited_to_lines(db_url: str, monkeypatch: pytest.MonkeyP
         get_settings.cache_clear()
 
 
+def test_a_key_made_for_every_line_is_limited_later_and_lifted(
+        db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Keys made before limits existed post to every line; limiting one keeps its gateway's
+    key as it is."""
+    monkeypatch.setenv("LIFELINE_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["keys", "create", "--role", "gateway", "--name", "gw-7"]) == 0
+        key = capsys.readouterr().out.strip().splitlines()[-1]
+        assert cli.main(["keys", "create", "--role", "viewer"]) == 0
+        assert cli.main(["keys", "limit", "1", "--line", "press-3"]) == 0
+        assert "key 1 may now post to lines press-3" in capsys.readouterr().out
+        with make_sessionmaker(make_engine(db_url))() as s:
+            assert authenticate(s, f"Bearer {key}", "gateway").lines == {"press-3"}
+        assert cli.main(["keys", "limit", "2", "--line", "press-3"]) == 2  # a viewer's
+        assert "only gateway keys" in capsys.readouterr().err
+        assert cli.main(["keys", "limit", "9", "--line", "press-3"]) == 1
+        assert cli.main(["keys", "limit", "1", "--every-line"]) == 0
+        assert "key 1 may now post to every line" in capsys.readouterr().out
+        with pytest.raises(SystemExit):  # lines or --every-line, not both
+            cli.main(["keys", "limit", "1", "--line", "a", "--every-line"])
+        with make_sessionmaker(make_engine(db_url))() as s:
+            assert authenticate(s, f"Bearer {key}", "gateway").lines is None
+            trail = [e.details for e in s.scalars(select(AuditEntry).where(
+                AuditEntry.action == "key.limit").order_by(AuditEntry.id))]
+        assert trail == [{"key_id": 1, "lines": ["press-3"]}, {"key_id": 1, "lines": None}]
+    finally:
+        get_settings.cache_clear()
+
+
 def test_replicas_that_race_to_create_the_bootstrap_key_both_start(db_url: str) -> None:
     """Two replicas start on an empty database with the same LIFELINE_BOOTSTRAP_OPERATOR_KEY:
     both find no key, and the second insert meets the first's unique key hash. The race is

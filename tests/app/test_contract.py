@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -12,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from app import batches
-from app.auth import create_key
+from app import auth, batches
+from app.auth import create_key, limit_key
 from app.db import make_engine, make_sessionmaker, utcnow
+from app.logs import EveryFewSeconds
 from app.main import create_app
 from app.scheduler import enqueue_due
 from app.tables import AuditEntry, BufferWindow, IngestBatch, Line, TrainingJob
@@ -89,6 +91,24 @@ def test_a_gateway_key_limited_to_lines_posts_to_those_alone(api: Api, line: str
         made = [d for d in s.scalars(select(AuditEntry.details).where(
             AuditEntry.action == "key.create").order_by(AuditEntry.id)) if d["role"] == "gateway"]
     assert made[0]["lines"] == [line, "line-later"] and "lines" not in made[1]
+
+
+def test_a_key_in_use_limited_is_refused_at_once_here_and_logged(
+        api: Api, line: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "_refused", EveryFewSeconds(auth.log, 10.0))  # none said lately
+    gw = api.new_key("gateway")
+    body = {"windows": windows_json(make_windows(1, 4, WINDOW))}
+    assert api.call("POST", "/v1/lines/line-b/windows", key=gw, json=body).status_code == 404
+    with api.svc.sessions() as s:  # as `lifeline keys limit` does; the key is cached by now
+        assert limit_key(s, 2, lines=[line], actor="test")
+        s.commit()
+    with caplog.at_level(logging.WARNING, "app.auth"):
+        err(api.call("POST", "/v1/lines/line-b/windows", key=gw, json=body), 403,
+            "line_not_allowed")
+    assert api.call("POST", f"/v1/lines/{line}/windows", key=gw, json=body).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name == "app.auth"] == [
+        "key 2 (test-gateway) refused: it may not post to line 'line-b', only to line-a"]
 
 
 def test_only_gateway_keys_are_limited_to_lines(api: Api) -> None:

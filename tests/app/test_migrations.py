@@ -14,9 +14,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.orm import Session
 
-from app import migrate
+from app import cli, migrate
 from app.auth import authenticate, hash_key, may_post
 from app.db import Base, utcnow
+from app.settings import get_settings
 from models import TrainConfig, to_bytes, train_student
 from models.synthetic import make_windows
 from tests.conftest import pg_schema
@@ -105,6 +106,27 @@ def test_keys_from_before_0014_post_to_every_line(db_url: str) -> None:
         who = authenticate(s, "Bearer ll_x-old", "gateway")
     assert who.lines is None
     may_post(who, "any-line")  # no 403
+    engine.dispose()
+
+
+def test_a_release_started_on_a_newer_schema_says_how_to_go_back(
+        db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A release rolled back over a database a newer one migrated: alembic alone said only
+    "Can't locate revision"; the way back is the newer release's downgrade."""
+    newest = ScriptDirectory.from_config(migrate.alembic_config(db_url)).get_current_head()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    monkeypatch.setenv("LIFELINE_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["migrate"]) == 1
+    finally:
+        get_settings.cache_clear()
+    said = capsys.readouterr().err
+    assert "migrated by a newer release" in said and f"lifeline migrate {newest} --down" in said
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": newest})
     engine.dispose()
 
 
