@@ -74,58 +74,64 @@ def _allowed(request: Request) -> str | None:
     return None
 
 
+async def _api(_: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
+
+
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [_problem(e) for e in exc.errors()]
+    first = problems[0] if problems else {"field": "body", "problem": "invalid"}
+    msg = f"{first['field']}: {first['problem']}"
+    if len(problems) > 1:
+        msg += f" (and {len(problems) - 1} more problems)"
+    return JSONResponse(error_body("invalid_request", msg, problems[:50]), 422)
+
+
+async def _database(_: Request, exc: Exception) -> JSONResponse:
+    """The database did not answer (down, restarting, unreachable, SQLite's writer held
+    past busy_timeout, or every pooled connection busy past the pool's timeout): a
+    gateway should resend, not drop the batch. A scoring call's 503 may carry the batch's
+    scores all the same, for a gateway that acts on alarms at once."""
+    _database_warning.warn("database unavailable, answered 503: %s", exc.__cause__ or exc)
+    message = ("the database did not answer, so this request may not have been stored: "
+               f"send it again in {RETRY_AFTER_S} s or later (with a batch_id it is counted "
+               "once)")
+    details = None
+    provisional = exc.provisional if isinstance(exc, DatabaseDown) else None
+    if provisional is not None:
+        message += ("; details.provisional holds its scores under model version "
+                    f"{provisional['model_version']}, stored nowhere until it is sent again")
+        details = {"provisional": provisional}
+    return JSONResponse(error_body("database_unavailable", message, details), 503,
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _fault(_: Request, exc: Exception) -> JSONResponse:
+    """A fault of the service, not of the request, in the contract's shape; Starlette
+    then re-raises it, and the server logs its traceback."""
+    return JSONResponse(error_body(
+        "internal_error", f"the service failed on this request ({type(exc).__name__}; "
+        "logged with its traceback): it is a fault on our side, not in the request"), 500)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error")
+    message, headers = str(exc.detail), exc.headers
+    if exc.status_code == 400:  # FastAPI could not decode the body at all
+        message = ("the body could not be read: send JSON in UTF-8 with Content-Type: "
+                   "application/json")
+    if exc.status_code == 405 and (allow := _allowed(request)):
+        message, headers = f"{request.method} is not allowed here; use {allow}", {
+            **(headers or {}), "Allow": allow}  # RFC 9110
+    return JSONResponse(error_body(code, message), exc.status_code, headers=headers)
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [_problem(e) for e in exc.errors()]
-        first = problems[0] if problems else {"field": "body", "problem": "invalid"}
-        msg = f"{first['field']}: {first['problem']}"
-        if len(problems) > 1:
-            msg += f" (and {len(problems) - 1} more problems)"
-        return JSONResponse(error_body("invalid_request", msg, problems[:50]), 422)
-
-    async def _database(_: Request, exc: Exception) -> JSONResponse:
-        """The database did not answer (down, restarting, unreachable, SQLite's writer held
-        past busy_timeout, or every pooled connection busy past the pool's timeout): a
-        gateway should resend, not drop the batch. A scoring call's 503 may carry the batch's
-        scores all the same, for a gateway that acts on alarms at once."""
-        _database_warning.warn("database unavailable, answered 503: %s", exc.__cause__ or exc)
-        message = ("the database did not answer, so this request may not have been stored: "
-                   f"send it again in {RETRY_AFTER_S} s or later (with a batch_id it is counted "
-                   "once)")
-        details = None
-        provisional = exc.provisional if isinstance(exc, DatabaseDown) else None
-        if provisional is not None:
-            message += ("; details.provisional holds its scores under model version "
-                        f"{provisional['model_version']}, stored nowhere until it is sent again")
-            details = {"provisional": provisional}
-        return JSONResponse(error_body("database_unavailable", message, details), 503,
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
-
+    """Every failure in the contract's shape (the handlers above)."""
+    app.exception_handler(ApiError)(_api)
+    app.exception_handler(RequestValidationError)(_invalid)
     for down in (*DB_DOWN, DatabaseDown):
-        app.add_exception_handler(down, _database)
-
-    @app.exception_handler(Exception)
-    async def _fault(_: Request, exc: Exception) -> JSONResponse:
-        """A fault of the service, not of the request, in the contract's shape; Starlette
-        then re-raises it, and the server logs its traceback."""
-        return JSONResponse(error_body(
-            "internal_error", f"the service failed on this request ({type(exc).__name__}; "
-            "logged with its traceback): it is a fault on our side, not in the request"), 500)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error")
-        message, headers = str(exc.detail), exc.headers
-        if exc.status_code == 400:  # FastAPI could not decode the body at all
-            message = ("the body could not be read: send JSON in UTF-8 with Content-Type: "
-                       "application/json")
-        if exc.status_code == 405 and (allow := _allowed(request)):
-            message, headers = f"{request.method} is not allowed here; use {allow}", {
-                **(headers or {}), "Allow": allow}  # RFC 9110
-        return JSONResponse(error_body(code, message), exc.status_code, headers=headers)
+        app.exception_handler(down)(_database)
+    app.exception_handler(StarletteHTTPException)(_http)
+    app.exception_handler(Exception)(_fault)
