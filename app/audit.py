@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.tables import AuditEntry
 
+log = logging.getLogger(__name__)
+_PENDING = "lifeline_audit_pending"  # in Session.info: entries to log once committed
+
 
 def record(session: Session, *, actor: str, action: str, line_id: str | None = None,
            **details: Any) -> None:
+    """The entry joins the caller's transaction, and reaches the log (`_log_committed`) only
+    if that commits: a 409 or a lost race logs no action that did not happen."""
     session.add(AuditEntry(actor=actor, action=action, line_id=line_id, details=details))
+    session.info.setdefault(_PENDING, []).append((actor, action, line_id, details))
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed(session: Session) -> None:
+    for actor, action, line_id, details in session.info.pop(_PENDING, []):
+        where = f" on line {line_id}" if line_id is not None else ""
+        said = " ".join(f"{k}={v}" for k, v in details.items())
+        log.info("%s %s%s%s", actor, action, where, f": {said}" if said else "",
+                 extra={"actor": actor, "action": action, "line_id": line_id,
+                        "details": details})  # not spread: "name" would clash with the record's
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def list_entries(session: Session, *, line_id: str | None, action: str | None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -13,8 +12,6 @@ from app import audit, buffer
 from app.db import get_for_update, utcnow
 from app.errors import ApiError, not_found
 from app.tables import Line, ModelVersion
-
-log = logging.getLogger(__name__)
 
 
 def get_version(session: Session, line_id: str, version: int) -> ModelVersion:
@@ -101,7 +98,4 @@ def activate_version(session: Session, *, line: Line, version: int, actor: str) 
     audit.record(session, actor=actor, action="model.activate", line_id=line.id,
                  version=version, previous=previous, buffer_deleted=deleted)
     session.commit()
-    log.info("line %s: version %d activated by %s in place of %s (%d buffered windows deleted)",
-             line.id, version, actor, previous, deleted,
-             extra={"line_id": line.id, "version": version, "previous": previous})
     return row

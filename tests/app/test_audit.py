@@ -3,11 +3,17 @@ kept after the line itself is deleted."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from models.synthetic import make_windows
 from tests.app.conftest import CHANNELS, WINDOW, Api, train_first_models, windows_json
 
 
-def test_operators_read_who_did_what_newest_first_even_for_a_deleted_line(api: Api) -> None:
+def test_operators_read_who_did_what_newest_first_even_for_a_deleted_line(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "app.audit")
     cfg = {"channels": CHANNELS, "window": WINDOW, "min_windows": 200}
     for line in ("a", "b"):
         assert api.call("PUT", f"/v1/lines/{line}", json=cfg).status_code == 201
@@ -28,6 +34,16 @@ def test_operators_read_who_did_what_newest_first_even_for_a_deleted_line(api: A
     assert all(e["actor"] == "key:1:bootstrap" for e in entries[:-1])
     assert entries[-1]["actor"] == "service:bootstrap"  # the first key, from the environment
     assert entries[-1]["details"] == {"key_id": 1, "role": "operator", "name": "bootstrap"}
+
+    # each entry reaches the log once committed, the same facts (app/audit.py)
+    logged = [r for r in caplog.records if r.name == "app.audit"]
+    assert [(r.action, r.line_id, r.details) for r in logged] == [
+        (e["action"], e["line_id"], e["details"]) for e in reversed(entries[:-1])]
+    assert logged[0].getMessage() == "key:1:bootstrap line.create on line a: " + " ".join(
+        f"{k}={v}" for k, v in entries[-2]["details"].items())
+    caplog.clear()  # a change refused (a 409) commits nothing, so logs nothing
+    assert api.call("PUT", "/v1/lines/a", json={**cfg, "window": 8}).status_code == 409
+    assert not [r for r in caplog.records if r.name == "app.audit"]
 
     mine = api.call("GET", "/v1/audit", params={"line_id": "b"}).json()["entries"]
     assert [e["action"] for e in mine] == ["line.delete", "line.create"]  # b is gone, its trail

@@ -202,11 +202,11 @@ def test_line_lifecycle(api: Api, caplog: pytest.LogCaptureFixture) -> None:
         f"line {LINE} version 3 candidate, not serving: the line's promotion is manual"]
     assert all(r.line_id == LINE and r.job_id in r.getMessage() for r in trained)
     assert [r.version for r in trained if hasattr(r, "version")] == [1, 2, 3]
-    assert [r.getMessage() for r in caplog.records if r.name == "app.registry"] == [
-        f"line {LINE}: version 1 activated by key:1:bootstrap in place of 2 (0 buffered "
-        "windows deleted)",
-        f"line {LINE}: version 3 activated by key:1:bootstrap in place of 1 ({len(kept)} "
-        "buffered windows deleted)"]
+    assert [r.getMessage() for r in caplog.records if r.name == "app.audit"
+            and r.action == "model.activate"] == [
+        f"key:1:bootstrap model.activate on line {LINE}: version=1 previous=2 buffer_deleted=0",
+        f"key:1:bootstrap model.activate on line {LINE}: version=3 previous=1 "
+        f"buffer_deleted={len(kept)}"]
 
 
 def test_an_operator_vouched_period_buffers_flagged_windows(api: Api) -> None:
