@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.db import wipe_on_commit
+from app.db import get_for_update, wipe_on_commit
 from app.tables import BufferWindow, Line, TrainingJob
 
 
@@ -153,3 +153,23 @@ def delete_trained(session: Session, line: Line, ids: np.ndarray) -> int:
         wipe_on_commit(session)
     line.buffer_windows -= deleted
     return deleted
+
+
+def recount(session: Session) -> list[tuple[str, int, int]]:
+    """Lines whose buffer counter disagrees with their rows, corrected: (line, counter, rows).
+    Every path that adds or deletes windows changes the counter with them under the line's
+    lock, so only a restore without the buffer's rows (a backup that keeps the retention
+    promise) or a hand edit makes them differ. Each suspect is checked again under that lock:
+    a write in flight on another replica is not taken for a drift."""
+    rows = select(func.count()).where(BufferWindow.line_id == Line.id).scalar_subquery()
+    fixed = []
+    for line_id in session.scalars(select(Line.id).where(Line.buffer_windows != rows)).all():
+        line = get_for_update(session, Line, line_id)
+        n = session.scalar(select(func.count()).where(BufferWindow.line_id == line_id)) or 0
+        if line is not None and line.buffer_windows != n:
+            fixed.append((line_id, line.buffer_windows, n))
+            # the reservoir counts on from what is kept (algorithm R needs seen >= stored)
+            line.buffer_seen = n if n < line.buffer_windows else max(n, line.buffer_seen)
+            line.buffer_windows = n
+        session.commit()
+    return fixed

@@ -1,15 +1,16 @@
-"""`lifeline` command line: serve, migrate, and manage API keys."""
+"""`lifeline` command line: serve, migrate, back up, and manage API keys."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from app import migrate
+from app import backup, migrate
 from app.auth import ROLES, create_key, limit_key, revoke_key
 from app.db import make_engine, make_sessionmaker
 from app.settings import get_settings
@@ -39,6 +40,24 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         migrate.upgrade(url, args.revision or "head")
     print(f"migrated {url.split('@')[-1]} to {args.revision or ('base' if args.down else 'head')}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A copy of the embedded database without the fresh buffer's raw windows, so that a backup
+    keeps the retention promise; the service may run meanwhile (SQLite's online backup)."""
+    url = make_url(get_settings().database_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        print("lifeline backup copies the embedded SQLite database; on PostgreSQL run pg_dump "
+              "--exclude-table-data=buffer_windows (a start after the restore recounts the "
+              "buffers)", file=sys.stderr)
+        return 2
+    out = Path(args.path)
+    if out.exists():
+        print(f"lifeline backup: {out} exists; name a new file", file=sys.stderr)
+        return 2
+    windows = backup.copy_without_buffer(Path(url.database), out)
+    print(f"backed up {url.database} to {out}, without its {windows} buffered windows")
     return 0
 
 
@@ -108,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
     mig.add_argument("revision", nargs="?")
     mig.add_argument("--down", action="store_true")
     mig.set_defaults(func=cmd_migrate)
+    back = sub.add_parser("backup", help="copy the embedded database, without raw windows")
+    back.add_argument("path")
+    back.set_defaults(func=cmd_backup)
     keys = sub.add_parser("keys", help="create, list, limit or revoke API keys")
     ksub = keys.add_subparsers(dest="action", required=True)
     create = ksub.add_parser("create")

@@ -11,6 +11,7 @@ import torch
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge
 
+from app import buffer as fresh_buffer
 from app import errors, jobs, migrate
 from app.api import anomalies, audit, buffer, health, lines, scoring, training, versions
 from app.api.deps import Services
@@ -66,6 +67,10 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
             if instance.hold() and (n := jobs.fail_interrupted(
                     s, instance=settings.instance_name)):
                 log.warning("marked %d interrupted training jobs failed", n)
+            for line_id, counted, rows in fresh_buffer.recount(s):
+                log.warning("line %s: its buffer counter said %d windows, its rows are %d (a "
+                            "restore without them?): corrected", line_id, counted, rows,
+                            extra={"line_id": line_id})
         if settings.scheduler_enabled:
             svc.scheduler.start()
         yield

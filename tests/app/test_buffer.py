@@ -4,6 +4,7 @@ shuffle)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,12 +14,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select, text
 
-from app import buffer
+from app import buffer, cli
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
+from app.settings import get_settings
 from app.tables import AuditEntry, BufferWindow, Line
 from models.synthetic import make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
+from tests.app.conftest import (
+    CHANNELS,
+    WINDOW,
+    Api,
+    line_with_model,
+    settings_for,
+    windows_json,
+)
 
 LIMIT, OFFERED, RUNS = 10, 100, 24
 
@@ -203,3 +212,70 @@ def test_windows_a_model_trained_are_gone_from_the_disk_not_only_the_table(tmp_p
         assert _on_disk(db_file, x) == 0
         with api.svc.sessions() as s:  # set, not left to the build (Debian's is on, not all)
             assert s.scalar(text("PRAGMA secure_delete")) == 1
+
+
+def test_a_backup_holds_no_raw_window_and_restores_a_serving_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`lifeline backup` while the service runs: the copy's files hold none of the buffered
+    windows' bytes, and the service started on it serves the line's model with an empty
+    buffer."""
+    db_file, copy = tmp_path / "lifeline.db", tmp_path / "backup" / "copy.db"
+    copy.parent.mkdir()
+    x = make_windows(120, 4, WINDOW, 0, seed=2)
+    with TestClient(create_app(settings_for(f"sqlite:///{db_file}", train_max_epochs=2))
+                    ) as client:
+        api = Api(client, {})
+        line_with_model(api, "k")
+        assert api.call("POST", "/v1/lines/k/windows",
+                        json={"windows": windows_json(x)}).status_code == 200
+        buffered = _sizes(api, "k")[0]
+        assert buffered >= 110 and _on_disk(db_file, x) >= 110  # (a few may be flagged)
+        monkeypatch.setenv("LIFELINE_DATABASE_URL", f"sqlite:///{db_file}")
+        get_settings.cache_clear()
+        try:
+            assert cli.main(["backup", str(copy)]) == 0
+            assert cli.main(["backup", str(copy)]) == 2  # never over an existing file
+        finally:
+            get_settings.cache_clear()
+        assert f"without its {buffered} buffered windows" in capsys.readouterr().out
+        scored = api.call("POST", "/v1/lines/k/windows", json={
+            "windows": windows_json(x[:3]), "learn": False}).json()["results"]
+    assert _on_disk(copy, x) == 0 and sorted(p.name for p in copy.parent.iterdir()) == [
+        "copy.db"]  # no journal or log left beside it
+    with TestClient(create_app(settings_for(f"sqlite:///{copy}"))) as client:
+        api = Api(client, {})
+        line = api.call("GET", "/v1/lines/k").json()
+        assert (line["state"], line["active_model"]["version"]) == ("ready", 1)
+        assert _sizes(api, "k") == (0, 0)
+        again = api.call("POST", "/v1/lines/k/windows", json={
+            "windows": windows_json(x[:3]), "learn": False}).json()["results"]
+        assert [r["score"] for r in again] == [r["score"] for r in scored]
+
+
+def test_a_start_corrects_a_buffer_counter_its_rows_disagree_with(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A PostgreSQL restore from `pg_dump --exclude-table-data=buffer_windows` brings the lines
+    back with their counters and no rows: the next start recounts, so the line gathers
+    windows anew instead of a retrain being due on windows that are not there."""
+    settings = settings_for(db_url)
+    cfg = {"channels": CHANNELS, "window": WINDOW, "min_windows": 500}
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, {})
+        for line in ("kept", "restored"):
+            assert api.call("PUT", f"/v1/lines/{line}", json=cfg).status_code == 201
+            assert api.call("POST", f"/v1/lines/{line}/windows", json={
+                "windows": windows_json(make_windows(40, 4, WINDOW, 0, seed=3))}).status_code == 200
+        with api.svc.sessions() as s:
+            s.execute(delete(BufferWindow).where(BufferWindow.line_id == "restored"))
+            s.commit()
+        assert _sizes(api, "restored") == (40, 0)
+    with caplog.at_level(logging.WARNING, "lifeline"), TestClient(create_app(settings)) as client:
+        api = Api(client, {})
+        assert _sizes(api, "restored") == (0, 0) and _sizes(api, "kept") == (40, 40)
+        assert api.call("POST", "/v1/lines/restored/windows", json={
+            "windows": windows_json(make_windows(5, 4, WINDOW, 0, seed=4))}).status_code == 200
+        assert _sizes(api, "restored") == (5, 5)
+    assert [r.getMessage() for r in caplog.records if r.name == "lifeline"] == [
+        "line restored: its buffer counter said 40 windows, its rows are 0 (a restore without "
+        "them?): corrected"]

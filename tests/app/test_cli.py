@@ -104,3 +104,14 @@ def test_replicas_that_race_to_create_the_bootstrap_key_both_start(db_url: str) 
         assert [k.role for k in s.scalars(select(ApiKey))] == ["operator"]
         assert authenticate(s, "Bearer op-secret", "operator").role == "operator"
     engine.dispose()
+
+
+def test_backup_on_postgresql_says_what_to_run_instead(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LIFELINE_DATABASE_URL", "postgresql+psycopg://lifeline@db.plant/lifeline")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["backup", "copy.db"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert "pg_dump --exclude-table-data=buffer_windows" in capsys.readouterr().err
