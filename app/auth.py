@@ -8,9 +8,10 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -131,6 +132,7 @@ KEY_CACHE_S = 10.0
 # is refused here this long after this process last checked it; an unknown key gets the 503.
 KEY_OUTAGE_S = 900.0
 _cache: dict[str, tuple[float, Principal]] = {}
+KEY_STAMP_EVERY = timedelta(minutes=10)
 _refused = EveryFewSeconds(log, 10.0)  # `may_post` runs on the event loop: one thread
 
 
@@ -190,7 +192,22 @@ def _lookup(session: Session, digest: str) -> Principal:
     who = Principal(row.id, row.name, row.role,
                     frozenset(row.lines) if row.lines is not None else None)
     _cache[digest] = (time.monotonic(), who)
+    _stamp(session, row)
     return who
+
+
+def _stamp(session: Session, row: ApiKey) -> None:
+    """When the key was last used, for an operator deciding which keys to revoke: written at
+    most every KEY_STAMP_EVERY (a key's lookups come every KEY_CACHE_S per replica), and never
+    at the request's cost: a database that will not take the write leaves the stamp behind."""
+    now = utcnow()
+    if row.last_used_at is not None and now - row.last_used_at < KEY_STAMP_EVERY:
+        return
+    try:
+        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+        session.commit()
+    except DB_DOWN:
+        session.rollback()
 
 
 def revoke_key(session: Session, key_id: int, *, actor: str) -> bool:

@@ -78,7 +78,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
         elif args.action == "list":
             for k in s.scalars(select(ApiKey).order_by(ApiKey.id)):
                 state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
-                print(f"{k.id}\t{k.role}\t{k.name}\t{k.prefix}...\t{state}\t{_scope(k)}")
+                used = f"used {k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "unused"
+                print(f"{k.id}\t{k.role}\t{k.name}\t{k.prefix}...\t{state}\t{used}\t"
+                      f"{_scope(k)}")
         elif args.action == "limit":
             return _limit(s, args)
         else:

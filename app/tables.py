@@ -145,6 +145,8 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
     # The lines a gateway key may post windows to; None: every line (app/auth.py, `may_post`).
     lines: Mapped[list[Any] | None]
+    # When a request last came with the key, at most KEY_STAMP_EVERY behind (app/auth.py).
+    last_used_at: Mapped[datetime | None]
 
 
 class AnomalyEvent(Base):

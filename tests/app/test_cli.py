@@ -49,10 +49,12 @@ def test_a_gateway_key_limited_to_lines(db_url: str, monkeypatch: pytest.MonkeyP
         out = capsys.readouterr()
         assert out.out == "" and "only gateway keys" in out.err
         assert cli.main(["keys", "list"]) == 0
-        assert capsys.readouterr().out.strip().endswith("active\tlines press-3,press-4")
+        assert capsys.readouterr().out.strip().endswith("active\tunused\tlines press-3,press-4")
         with make_sessionmaker(make_engine(db_url))() as s:
             assert authenticate(s, f"Bearer {key}", "gateway").lines == {"press-3", "press-4"}
             assert s.scalar(select(func.count()).select_from(ApiKey)) == 1
+        assert cli.main(["keys", "list"]) == 0  # the key was used just now
+        assert "\tactive\tused 20" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
 

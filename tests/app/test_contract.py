@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
@@ -19,9 +19,9 @@ from app.db import make_engine, make_sessionmaker, utcnow
 from app.logs import EveryFewSeconds
 from app.main import create_app
 from app.scheduler import enqueue_due
-from app.tables import AuditEntry, BufferWindow, IngestBatch, Line, TrainingJob
+from app.tables import ApiKey, AuditEntry, BufferWindow, IngestBatch, Line, TrainingJob
 from models.synthetic import make_windows
-from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json
+from tests.app.conftest import CHANNELS, WINDOW, Api, settings_for, windows_json, writes_of
 
 LINE = "line-a"
 
@@ -109,6 +109,27 @@ def test_a_key_in_use_limited_is_refused_at_once_here_and_logged(
     assert api.call("POST", f"/v1/lines/{line}/windows", key=gw, json=body).status_code == 200
     assert [r.getMessage() for r in caplog.records if r.name == "app.auth"] == [
         "key 2 (test-gateway) refused: it may not post to line 'line-b', only to line-a"]
+
+
+def test_a_key_says_when_it_was_last_used_written_every_few_minutes_at_most(
+        api: Api, line: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "KEY_CACHE_S", 0.0)  # every request looks its key up
+    viewer = api.new_key("viewer")
+    api.new_key("gateway")  # made, never used
+    read = lambda: api.call("GET", f"/v1/lines/{line}", key=viewer)  # noqa: E731
+
+    def used() -> dict[str, datetime | None]:
+        with api.svc.sessions() as s:
+            return {name: at for name, at in s.execute(select(ApiKey.name, ApiKey.last_used_at))}
+
+    assert [q for q in writes_of(api, read) if "api_keys" in q] != []  # its first use
+    first = used()["test-viewer"]
+    assert first is not None and utcnow() - first < timedelta(minutes=1)
+    assert writes_of(api, read) == []  # a read writes nothing while the stamp is fresh
+    monkeypatch.setattr(auth, "KEY_STAMP_EVERY", timedelta(0))
+    assert [q for q in writes_of(api, read) if "api_keys" in q] != []
+    assert used()["test-viewer"] > first  # type: ignore[operator]
+    assert used()["test-gateway"] is None
 
 
 def test_only_gateway_keys_are_limited_to_lines(api: Api) -> None:
