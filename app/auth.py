@@ -56,11 +56,9 @@ def create_key(
     The lines need not exist yet (a key is often made before its line)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    if lines is not None:
-        _check_lines(role, lines)
     key = key or "ll_" + secrets.token_urlsafe(32)
     row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8],
-                 lines=sorted(set(lines)) if lines is not None else None)
+                 lines=_checked_lines(role, lines))
     session.add(row)
     session.flush()
     details: dict[str, Any] = {"key_id": row.id, "role": role, "name": name}
@@ -70,28 +68,31 @@ def create_key(
     return row, key
 
 
-def _check_lines(role: str, lines: list[str]) -> None:
+def _checked_lines(role: str, lines: list[str] | None) -> list[str] | None:
+    """A key's lines as stored (sorted, once each), or a ValueError saying what is wrong."""
+    if lines is None:
+        return None
     if role != "gateway":
         raise ValueError(f"only gateway keys are limited to lines; a {role} key sees every line")
     if not lines:
         raise ValueError("name at least one line (leave the limit out for every line)")
     if bad := [line for line in lines if not re.fullmatch(LINE_ID, line)]:
         raise ValueError(f"not a line id: {', '.join(map(repr, bad))} (1-64 of A-Z a-z 0-9 _ . -)")
+    return sorted(set(lines))
 
 
-def limit_key(session: Session, key_id: int, *, lines: list[str] | None, actor: str) -> bool:
+def limit_key(session: Session, key_id: int, *, lines: list[str] | None, actor: str
+              ) -> ApiKey | None:
     """Limit an existing gateway key to `lines` (None: every line again), as keys made before
     limits existed are: the gateway keeps its key. Takes effect within KEY_CACHE_S on every
-    replica, as a revocation does. False where no such active key exists."""
+    replica, as a revocation does. None where no such active key exists."""
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:
-        return False
-    if lines is not None:
-        _check_lines(row.role, lines)
-    row.lines = sorted(set(lines)) if lines is not None else None
+        return None
+    row.lines = _checked_lines(row.role, lines)
     audit.record(session, actor=actor, action="key.limit", key_id=key_id, lines=row.lines)
     _cache.pop(row.key_hash, None)  # immediate in this process
-    return True
+    return row
 
 
 def may_post(who: Principal, line_id: str) -> None:

@@ -95,17 +95,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def _limit(s: Session, args: argparse.Namespace) -> int:
     lines = None if args.every_line else args.line
     try:
-        found = limit_key(s, args.key_id, lines=lines, actor=_actor())
+        row = limit_key(s, args.key_id, lines=lines, actor=_actor())
     except ValueError as exc:
         print(f"lifeline keys limit: {exc}", file=sys.stderr)
         return 2
-    if not found:
+    if row is None:
         print(f"no active key {args.key_id}", file=sys.stderr)
         return 1
+    scope = _scope(row)
     s.commit()
-    row = s.get(ApiKey, args.key_id)
-    print(f"key {args.key_id} may now post to {_scope(row) if row else '?'}; every replica "
-          "applies it within seconds")
+    print(f"key {args.key_id} may now post to {scope}; every replica applies it within seconds")
     return 0
 
 
